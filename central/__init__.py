@@ -1,0 +1,76 @@
+"""The central registry: a Flask app over a SQLAlchemy Core store (SQLite or PostgreSQL).
+
+It grants non-overlapping leases of serial numbers to edge agents, ingests their events
+exactly once in effect, quarantines what it cannot trust and answers public verification.
+`create_app` builds the app; `central.cli` is the `lineledger-central` command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from central import api_edge, api_ops, api_public, web_errors
+from central.admin import ensure_active_key
+from central.config import CentralConfig, load_config
+from central.db import Store
+from central.keyring import Keyring
+from central.metrics import Metrics
+from central.runtime import Runtime
+from central.verify import VerifyTally
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the central app; `test_config` overrides every other configuration source."""
+    config = load_config(test_config)
+    home = Path(config.home).resolve()
+    app = Flask(__name__, instance_path=str(home))
+    app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
+    store = Store(config.database_url)
+    app.extensions["lineledger"] = Runtime(
+        config=config,
+        store=store,
+        keyring=Keyring.load(config.keyring_file),
+        tally=VerifyTally(store, config.verify_flush_seconds),
+        metrics=Metrics(store),
+    )
+    if config.trusted_proxies:
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=config.ratelimit_storage_uri,
+        strategy="moving-window",
+        headers_enabled=True,
+        key_prefix="lineledger",
+    )
+    app.register_blueprint(api_ops.bp)
+    app.register_blueprint(api_edge.bp)
+    app.register_blueprint(api_public.bp)
+    # One budget per client address for the API and the page together.
+    # The limits depend on configuration, so the views are wrapped here, not where defined.
+    verify_limit = limiter.shared_limit(config.verify_rate_limit, scope="verify")
+    for endpoint in ("public.verify_api", "public.verify_page", "public.verify_form"):
+        app.view_functions[endpoint] = verify_limit(app.view_functions[endpoint])
+    enroll_limit = limiter.limit(config.enroll_rate_limit)
+    app.view_functions["edge.enroll"] = enroll_limit(app.view_functions["edge.enroll"])
+    web_errors.register(app)
+    return app
+
+
+def init_registry(config: CentralConfig, now: dt.datetime) -> int:
+    """Create or upgrade the schema and make sure a master key exists; return its version."""
+    store = Store(config.database_url)
+    try:
+        store.init_schema()
+        return ensure_active_key(store, Keyring.load(config.keyring_file), now)
+    finally:
+        store.dispose()

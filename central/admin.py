@@ -1,0 +1,327 @@
+"""Registry administration: tenants, products, work orders, flags, agents and master keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from central import tables as T
+from central.auth import canonical_enroll_code, hash_secret, new_agent_token, new_enroll_code
+from central.db import Store
+from central.errors import (
+    ERR_ENROLL_CODE,
+    ERR_INVALID,
+    ERR_KEYRING,
+    ERR_PRODUCT_EXISTS,
+    ERR_PRODUCT_UNKNOWN,
+    ERR_TENANT_EXISTS,
+    ERR_TENANT_UNKNOWN,
+    ERR_WORK_ORDER_EXISTS,
+    CentralError,
+    Conflict,
+    NotFound,
+    Unauthorized,
+)
+from central.keyring import Keyring
+from central.timeutil import as_utc, new_id
+from protocol.errors import ProtocolError
+from protocol.gs1 import normalise_gtin
+from protocol.messages import PRODUCTION_TYPES, EnrollResponse
+
+_ORG = re.compile(r"[A-Z0-9]{2,6}")
+_NAME_OF_THING = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
+_CATEGORY = re.compile(r"[A-Z]{2,4}")
+
+FLAG_VERIFY_MODE = "FF_VERIFY_PUBLIC_MODE"
+VERIFY_MODES = ("minimal", "standard", "internal")
+FLAG_DEFAULTS = {FLAG_VERIFY_MODE: "minimal", "FF_SERIAL_STD_HAT": "on", "FF_SERIAL_STD_OEM": "on"}
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise CentralError(ERR_INVALID, f"bad {what}: {value!r}")
+    return value
+
+
+def _text(value: str, what: str, max_len: int = 200) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > max_len or not value.isprintable():
+        raise CentralError(ERR_INVALID, f"{what} must be 1-{max_len} printable characters")
+    return value
+
+
+def tenant_by_org(conn: Connection, org: str) -> Row[Any]:
+    """Return the tenant with an org code, or raise ERR_TENANT_UNKNOWN."""
+    row = conn.execute(sa.select(T.tenants).where(T.tenants.c.org_code == org)).first()
+    if row is None:
+        raise NotFound(ERR_TENANT_UNKNOWN, f"no tenant with org code {org!r}")
+    return row
+
+
+def add_tenant(store: Store, org: str, name: str, timezone: str, now: dt.datetime) -> int:
+    """Create a tenant; the org code is the first field of its serials."""
+    org = _check(_ORG, org.upper(), "org code (2-6 of A-Z 0-9)")
+    name = _text(name, "the tenant name")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise CentralError(ERR_INVALID, f"unknown time zone {timezone!r}") from None
+    with store.write() as conn:
+        if conn.execute(sa.select(T.tenants.c.id).where(T.tenants.c.org_code == org)).first():
+            raise Conflict(ERR_TENANT_EXISTS, f"tenant {org} exists already")
+        result = conn.execute(
+            T.tenants.insert().values(org_code=org, name=name, timezone=timezone, created_at=now)
+        )
+        tenant_id = int(result.inserted_primary_key[0])
+        conn.execute(
+            T.feature_flags.insert(),
+            [
+                {"tenant_id": tenant_id, "key": k, "value": v, "updated_at": now}
+                for k, v in FLAG_DEFAULTS.items()
+            ],
+        )
+    return tenant_id
+
+
+def set_flag(store: Store, org: str, key: str, value: str, now: dt.datetime) -> None:
+    """Set a feature flag of a tenant."""
+    key = _check(re.compile(r"FF_[A-Z0-9_]{1,60}"), key, "flag name (FF_...)")
+    value = _text(value, "the flag value", 64)
+    if key == FLAG_VERIFY_MODE and value not in VERIFY_MODES:
+        raise CentralError(ERR_INVALID, f"{FLAG_VERIFY_MODE} is one of {', '.join(VERIFY_MODES)}")
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        conn.execute(
+            store.insert(T.feature_flags)
+            .values(tenant_id=tenant.id, key=key, value=value, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["tenant_id", "key"], set_={"value": value, "updated_at": now}
+            )
+        )
+
+
+def flags(conn: Connection, tenant_id: int) -> dict[str, str]:
+    """Return a tenant's flags over the defaults."""
+    rows = conn.execute(
+        sa.select(T.feature_flags.c.key, T.feature_flags.c.value).where(
+            T.feature_flags.c.tenant_id == tenant_id
+        )
+    )
+    return {**FLAG_DEFAULTS, **{r.key: r.value for r in rows}}
+
+
+def add_product(
+    store: Store, org: str, sku: str, category: str, name: str, gtin: str | None, now: dt.datetime
+) -> int:
+    """Create a product of a tenant."""
+    sku = _check(_NAME_OF_THING, sku, "SKU (letters, digits, . _ / -)")
+    category = _check(_CATEGORY, category.upper(), "category (2-4 letters)")
+    name = _text(name, "the product name")
+    if gtin:
+        try:
+            gtin = normalise_gtin(gtin)
+        except ProtocolError as exc:
+            raise CentralError(exc.code, exc.message) from None
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        exists = conn.execute(
+            sa.select(T.products.c.id).where(
+                T.products.c.tenant_id == tenant.id, T.products.c.sku == sku
+            )
+        ).first()
+        if exists:
+            raise Conflict(ERR_PRODUCT_EXISTS, f"product {sku} exists already for {org}")
+        result = conn.execute(
+            T.products.insert().values(
+                tenant_id=tenant.id,
+                sku=sku,
+                category=category,
+                name=name,
+                gtin=gtin,
+                created_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def add_work_order(
+    store: Store,
+    org: str,
+    number: str,
+    sku: str,
+    ptype: str,
+    quantity: int,
+    now: dt.datetime,
+    line: str | None = None,
+    overage_pct: float = 0.0,
+    tolerance_pct: float = 0.0,
+) -> int:
+    """Create a work order: planned production of one product and production type."""
+    number = _check(_NAME_OF_THING, number, "work order number (letters, digits, . _ / -)")
+    ptype = ptype.upper()
+    if ptype not in PRODUCTION_TYPES:
+        raise CentralError(ERR_INVALID, f"production type is one of {', '.join(PRODUCTION_TYPES)}")
+    if not 1 <= quantity <= 10_000_000:
+        raise CentralError(ERR_INVALID, "quantity must be 1..10,000,000")
+    if not (0 <= overage_pct <= 100 and 0 <= tolerance_pct <= 100):
+        raise CentralError(ERR_INVALID, "percentages must be 0..100")
+    if line is not None:
+        line = _check(_NAME_OF_THING, line, "line name")
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        product = conn.execute(
+            sa.select(T.products.c.id).where(
+                T.products.c.tenant_id == tenant.id, T.products.c.sku == sku
+            )
+        ).first()
+        if product is None:
+            raise NotFound(ERR_PRODUCT_UNKNOWN, f"no product {sku!r} for {org}; add it first")
+        exists = conn.execute(
+            sa.select(T.work_orders.c.id).where(
+                T.work_orders.c.tenant_id == tenant.id, T.work_orders.c.number == number
+            )
+        ).first()
+        if exists:
+            raise Conflict(ERR_WORK_ORDER_EXISTS, f"work order {number} exists already for {org}")
+        result = conn.execute(
+            T.work_orders.insert().values(
+                tenant_id=tenant.id,
+                number=number,
+                product_id=product.id,
+                production_type=ptype,
+                quantity=quantity,
+                overage_pct=overage_pct,
+                tolerance_pct=tolerance_pct,
+                line=line,
+                status="open",
+                created_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+@dataclass(frozen=True)
+class EnrollCode:
+    """A one-time enrollment code as shown to the admin (the store keeps only its hash)."""
+
+    code: str
+    org: str
+    line: str
+    expires_at: dt.datetime
+
+
+def create_enroll_code(
+    store: Store, org: str, line: str, ttl_hours: int, now: dt.datetime
+) -> EnrollCode:
+    """Create a one-time code that lets the agent of one line enroll."""
+    line = _check(_NAME_OF_THING, line, "line name (letters, digits, . _ / -)")
+    code = new_enroll_code()
+    expires = now + dt.timedelta(hours=ttl_hours)
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        conn.execute(
+            T.enrollment_codes.insert().values(
+                tenant_id=tenant.id,
+                line=line,
+                code_hash=hash_secret(canonical_enroll_code(code)),
+                created_at=now,
+                expires_at=expires,
+            )
+        )
+    return EnrollCode(code, tenant.org_code, line, expires)
+
+
+def enroll_agent(
+    store: Store, code: str, hostname: str | None, version: str | None, now: dt.datetime
+) -> EnrollResponse:
+    """Trade a valid, unused, unexpired enrollment code for an agent id and token."""
+    code_hash = hash_secret(canonical_enroll_code(code))
+    token = new_agent_token()
+    agent_id = new_id(now)
+    with store.write() as conn:
+        row = conn.execute(
+            store.lock_row(
+                sa.select(T.enrollment_codes).where(T.enrollment_codes.c.code_hash == code_hash)
+            )
+        ).first()
+        expires = as_utc(row.expires_at) if row is not None else None
+        if row is None or row.used_at is not None or expires is None or expires <= now:
+            # One answer for unknown, used and expired codes: nothing to learn by probing.
+            raise Unauthorized(
+                ERR_ENROLL_CODE, "this enrollment code is not valid; ask an admin for a new one"
+            )
+        conn.execute(
+            T.agents.insert().values(
+                id=agent_id,
+                tenant_id=row.tenant_id,
+                line=row.line,
+                token_hash=hash_secret(token),
+                hostname=hostname,
+                agent_version=version,
+                status="active",
+                enrolled_at=now,
+                last_seen_at=now,
+            )
+        )
+        conn.execute(
+            T.enrollment_codes.update()
+            .where(T.enrollment_codes.c.id == row.id)
+            .values(used_at=now, agent_id=agent_id)
+        )
+        tenant = conn.execute(sa.select(T.tenants).where(T.tenants.c.id == row.tenant_id)).one()
+    return EnrollResponse(agent_id, token, tenant.org_code, row.line, tenant.name)
+
+
+def active_key_version(conn: Connection) -> int | None:
+    """Return the key version new leases use."""
+    return conn.execute(
+        sa.select(T.key_versions.c.version).where(T.key_versions.c.active.is_(True))
+    ).scalar()
+
+
+def check_keyring(store: Store, keyring: Keyring) -> None:
+    """Raise ERR_KEYRING unless every version the database knows is in the keyring, unchanged."""
+    with store.read() as conn:
+        rows = conn.execute(sa.select(T.key_versions)).all()
+    for row in rows:
+        if row.version not in keyring.versions:
+            raise CentralError(
+                ERR_KEYRING, f"key version {row.version} is missing from {keyring.path}"
+            )
+        if keyring.fingerprint(row.version) != row.fingerprint:
+            raise CentralError(
+                ERR_KEYRING, f"key version {row.version} in {keyring.path} is not the recorded key"
+            )
+
+
+def rotate_keys(store: Store, keyring: Keyring, now: dt.datetime) -> int:
+    """Create a new master key version and make new leases use it; old serials still verify."""
+    check_keyring(store, keyring)
+    version = keyring.add_version()
+    with store.write() as conn:
+        conn.execute(T.key_versions.update().values(active=False))
+        conn.execute(
+            T.key_versions.insert().values(
+                version=version,
+                fingerprint=keyring.fingerprint(version),
+                active=True,
+                created_at=now,
+            )
+        )
+    return version
+
+
+def ensure_active_key(store: Store, keyring: Keyring, now: dt.datetime) -> int:
+    """Return the active key version, creating version 1 on a new registry."""
+    with store.read() as conn:
+        version = active_key_version(conn)
+    if version is not None:
+        check_keyring(store, keyring)
+        return version
+    return rotate_keys(store, keyring, now)

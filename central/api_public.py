@@ -1,0 +1,68 @@
+"""Public verification for customers: the JSON API and a plain page for phones.
+
+No authentication, CORS open to every origin, rate-limited per client address (the limit is
+attached to this blueprint in `create_app`), and never any personal data.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from central.runtime import runtime
+from central.timeutil import utcnow
+from central.verify import GENUINE, Verification, verify_code
+
+bp = Blueprint("public", __name__)
+
+MAX_CODE = 200  # anything longer is malformed; never echo more than this
+
+
+def _verify(code: str) -> Verification:
+    rt = runtime()
+    started = time.perf_counter()
+    result = verify_code(rt.store, rt.keyring, code[:MAX_CODE])
+    rt.metrics.verify_seconds.observe(time.perf_counter() - started)
+    rt.metrics.verify.labels(result.verdict).inc()
+    if result.verdict == GENUINE or "verifications" in result.details:
+        rt.tally.add(result.serial, utcnow())
+    return result
+
+
+@bp.after_request
+def cors(response: Response) -> Response:
+    """Let any web page call the verify API, and keep answers out of shared caches."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "GET, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/api/public/serial/verify/<path:code>", methods=["GET", "OPTIONS"])
+def verify_api(code: str) -> Any:
+    """Answer `{"ok": true, "serial": ..., "verdict": ...}` for a code."""
+    if request.method == "OPTIONS":
+        return make_response("", 204)
+    return _verify(code).to_dict()
+
+
+@bp.get("/v/<path:code>")
+def verify_page(code: str) -> str:
+    """Show the verdict on a page a phone can read (the QR code on a label points here)."""
+    result = _verify(code)
+    return render_template("verify.html", result=result.to_dict())
+
+
+@bp.get("/v/")
+def verify_form() -> WerkzeugResponse | str:
+    """Let a customer type a code."""
+    code = request.args.get("code", "").strip()[:MAX_CODE]
+    if code:
+        return redirect(url_for("public.verify_page", code=code))
+    return render_template("verify.html", result=None)

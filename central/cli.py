@@ -1,0 +1,350 @@
+"""`lineledger-central`: set up and run the central registry.
+
+Every command reads the store from `--db` / `LINELEDGER_CENTRAL_DB` (any SQLAlchemy URL;
+default: an SQLite file in `--home` / `LINELEDGER_CENTRAL_HOME`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from central import admin, create_app, init_registry
+from central import tables as T
+from central.config import CentralConfig, load_config
+from central.db import Store, normalise_url
+from central.errors import CentralError
+from central.keyring import Keyring
+from central.timeutil import utcnow
+from protocol.errors import ProtocolError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _example(text: str) -> str:
+    return "\b\nExample:\n  " + text
+
+
+def _friendly(fn: F) -> F:
+    """Turn registry errors into one-line CLI errors (exit status 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (CentralError, ProtocolError) as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        except sa.exc.OperationalError as exc:
+            raise click.ClickException(f"ERR_DATABASE: {exc.orig}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Ctx:
+    def __init__(self, home: str | None, db: str | None) -> None:
+        overrides: dict[str, Any] = {}
+        if home:
+            overrides["home"] = home
+        if db:
+            overrides["db_url"] = db
+        self.overrides = overrides
+        self._config: CentralConfig | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> CentralConfig:
+        if self._config is None:
+            self._config = load_config(self.overrides)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.database_url)
+            if not self._store.schema_ready():
+                raise CentralError(
+                    "ERR_NOT_INITIALISED",
+                    "the registry has no schema yet: run lineledger-central init",
+                )
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.dispose()
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+@click.group(
+    epilog=_example(
+        "LINELEDGER_CENTRAL_DB=postgresql://postgres@127.0.0.1/ll lineledger-central init"
+    )
+)
+@click.option(
+    "--home", envvar="LINELEDGER_CENTRAL_HOME", help="Instance folder (default ./instance)."
+)
+@click.option("--db", envvar="LINELEDGER_CENTRAL_DB", help="SQLAlchemy URL of the store.")
+@click.version_option(package_name="lineledger")
+@click.pass_context
+def main(ctx: click.Context, home: str | None, db: str | None) -> None:
+    """Run and administer the LineLedger central registry."""
+    ctx.obj = _Ctx(home, db)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@main.command(epilog=_example("lineledger-central init"))
+@pass_ctx
+@_friendly
+def init(ctx: _Ctx) -> None:
+    """Create or upgrade the schema and the first master key (safe to run again)."""
+    version = init_registry(ctx.config, utcnow())
+    where = make_url(normalise_url(ctx.config.database_url)).render_as_string(hide_password=True)
+    click.echo(f"registry ready at {where}; active key version {version}")
+
+
+@main.command(epilog=_example("lineledger-central serve --host 0.0.0.0 --port 8080"))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0 picks a free one and prints it).",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@pass_ctx
+@_friendly
+def serve(ctx: _Ctx, host: str, port: int, threads: int) -> None:
+    """Serve the edge API, public verify and metrics (waitress, production-ready)."""
+    from waitress import create_server
+
+    admin.check_keyring(ctx.store, Keyring.load(ctx.config.keyring_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(ctx.overrides)
+    server: Any = create_server(app, host=host, port=port, threads=threads, ident="lineledger")
+    bound = server.effective_port
+    click.echo(f"lineledger-central listening on http://{host}:{bound}", nl=True)
+    sys.stdout.flush()
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        server.close()
+        app.extensions["lineledger"].close()
+        click.echo("lineledger-central stopped")
+
+
+@main.group()
+def tenant() -> None:
+    """Manage tenants (companies)."""
+
+
+@tenant.command(
+    "add",
+    epilog=_example(
+        'lineledger-central tenant add --org MA01 --name "Maison Atelier" --timezone Europe/Paris'
+    ),
+)
+@click.option("--org", required=True, help="Org code, 2-6 of A-Z 0-9; the first field of serials.")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--timezone", default="UTC", show_default=True, help="Plant time zone (IANA).")
+@pass_ctx
+@_friendly
+def tenant_add(ctx: _Ctx, org: str, name: str, timezone: str) -> None:
+    """Add a tenant."""
+    admin.add_tenant(ctx.store, org, name, timezone, utcnow())
+    click.echo(f"tenant {org.upper()} added")
+
+
+@tenant.command("list", epilog=_example("lineledger-central tenant list"))
+@pass_ctx
+@_friendly
+def tenant_list(ctx: _Ctx) -> None:
+    """List tenants."""
+    with ctx.store.read() as conn:
+        for row in conn.execute(sa.select(T.tenants).order_by(T.tenants.c.org_code)):
+            click.echo(f"{row.org_code}\t{row.name}\t{row.timezone}")
+
+
+@tenant.command(
+    "flag",
+    epilog=_example(
+        "lineledger-central tenant flag --org MA01 --key FF_VERIFY_PUBLIC_MODE --value standard"
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--key", required=True, help="Flag name, e.g. FF_VERIFY_PUBLIC_MODE.")
+@click.option("--value", required=True)
+@pass_ctx
+@_friendly
+def tenant_flag(ctx: _Ctx, org: str, key: str, value: str) -> None:
+    """Set a feature flag of a tenant."""
+    admin.set_flag(ctx.store, org.upper(), key, value, utcnow())
+    click.echo(f"{org.upper()} {key}={value}")
+
+
+@main.group()
+def product() -> None:
+    """Manage products."""
+
+
+@product.command(
+    "add",
+    epilog=_example(
+        'lineledger-central product add --org MA01 --sku TOTE-01 --category BAG --name "Tote bag" '
+        "--gtin 04006381333931"
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--sku", required=True)
+@click.option("--category", required=True, help="2-4 letters; the third field of serials.")
+@click.option("--name", required=True)
+@click.option("--gtin", default=None, help="GTIN-8/12/13/14 (stored as GTIN-14).")
+@pass_ctx
+@_friendly
+def product_add(ctx: _Ctx, org: str, sku: str, category: str, name: str, gtin: str | None) -> None:
+    """Add a product."""
+    admin.add_product(ctx.store, org.upper(), sku, category, name, gtin, utcnow())
+    click.echo(f"product {sku} added to {org.upper()}")
+
+
+@main.group("work-order")
+def work_order() -> None:
+    """Manage work orders."""
+
+
+@work_order.command(
+    "add",
+    epilog=_example(
+        "lineledger-central work-order add --org MA01 --number WO-1001 --sku TOTE-01 --type HAT "
+        "--quantity 500"
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--number", required=True, help="Work order number.")
+@click.option("--sku", required=True)
+@click.option(
+    "--type",
+    "ptype",
+    required=True,
+    type=click.Choice(["HAT", "OEM"]),
+    help="Production type.",
+)
+@click.option("--quantity", required=True, type=click.IntRange(1, 10_000_000))
+@click.option("--line", default=None, help="Only this line may produce it (default: any).")
+@click.option("--overage", default=0.0, type=click.FloatRange(0, 100), help="Overage %.")
+@click.option(
+    "--tolerance", default=0.0, type=click.FloatRange(0, 100), help="Discrepancy tolerance %."
+)
+@pass_ctx
+@_friendly
+def work_order_add(
+    ctx: _Ctx,
+    org: str,
+    number: str,
+    sku: str,
+    ptype: str,
+    quantity: int,
+    line: str | None,
+    overage: float,
+    tolerance: float,
+) -> None:
+    """Add a work order."""
+    admin.add_work_order(
+        ctx.store,
+        org.upper(),
+        number,
+        sku,
+        ptype,
+        quantity,
+        utcnow(),
+        line=line,
+        overage_pct=overage,
+        tolerance_pct=tolerance,
+    )
+    click.echo(f"work order {number} added to {org.upper()}")
+
+
+@main.group()
+def agent() -> None:
+    """Manage edge agents."""
+
+
+@agent.command(
+    "enroll-code", epilog=_example("lineledger-central agent enroll-code --org MA01 --line LINE-1")
+)
+@click.option("--org", required=True)
+@click.option("--line", required=True, help="The production line the agent runs on.")
+@click.option(
+    "--ttl-hours",
+    default=None,
+    type=click.IntRange(1, 24 * 30),
+    help="Hours the code stays valid (default 72).",
+)
+@pass_ctx
+@_friendly
+def agent_enroll_code(ctx: _Ctx, org: str, line: str, ttl_hours: int | None) -> None:
+    """Create a one-time enrollment code; it is printed as the last word."""
+    ttl = ttl_hours or ctx.config.enroll_code_ttl_hours
+    code = admin.create_enroll_code(ctx.store, org.upper(), line, ttl, utcnow())
+    click.echo(
+        f"one-time enrollment code for {code.org} line {code.line}, valid until "
+        f"{code.expires_at:%Y-%m-%d %H:%M} UTC: {code.code}"
+    )
+
+
+@agent.command("list", epilog=_example("lineledger-central agent list"))
+@pass_ctx
+@_friendly
+def agent_list(ctx: _Ctx) -> None:
+    """List enrolled agents."""
+    with ctx.store.read() as conn:
+        rows = conn.execute(
+            sa.select(T.agents, T.tenants.c.org_code)
+            .join(T.tenants, T.tenants.c.id == T.agents.c.tenant_id)
+            .order_by(T.agents.c.enrolled_at)
+        )
+        for row in rows:
+            click.echo(
+                f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen {row.last_seen_at}"
+            )
+
+
+@main.group()
+def keys() -> None:
+    """Manage master keys."""
+
+
+@keys.command("rotate", epilog=_example("lineledger-central keys rotate"))
+@pass_ctx
+@_friendly
+def keys_rotate(ctx: _Ctx) -> None:
+    """Make a new master key version for new leases; old serials keep verifying."""
+    version = admin.rotate_keys(ctx.store, Keyring.load(ctx.config.keyring_file), utcnow())
+    click.echo(f"new leases use key version {version}; keyring {ctx.config.keyring_file}")
+
+
+@keys.command("list", epilog=_example("lineledger-central keys list"))
+@pass_ctx
+@_friendly
+def keys_list(ctx: _Ctx) -> None:
+    """List key versions with their public fingerprints."""
+    with ctx.store.read() as conn:
+        for row in conn.execute(sa.select(T.key_versions).order_by(T.key_versions.c.version)):
+            mark = "active" if row.active else ""
+            click.echo(f"v{row.version}\t{row.fingerprint}\t{row.created_at}\t{mark}")

@@ -1,0 +1,95 @@
+"""Central configuration: code defaults, then a TOML file, then `LINELEDGER_*` variables.
+
+Tests and embedders pass a mapping to `create_app`, which wins over everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from central.errors import ERR_INVALID, CentralError
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    """Everything the central registry can be told, with defaults for one plant on SQLite."""
+
+    home: str = "instance"
+    db_url: str = ""  # "" means sqlite:///<home>/central.db
+    keyring_path: str = ""  # "" means <home>/master_keys.json
+    public_base_url: str = "http://127.0.0.1:8080"
+    verify_rate_limit: str = "60/hour"
+    ratelimit_storage_uri: str = "memory://"
+    enroll_rate_limit: str = "20/minute"
+    trusted_proxies: int = 0  # how many reverse proxies' X-Forwarded-For to trust
+    metrics_token: str = ""  # "" means /metrics answers loopback clients only
+    lease_max_size: int = 10_000
+    lease_days_ahead: int = 1  # a line may lease for tomorrow's date (midnight offline)
+    lease_days_behind: int = 1  # ... and finish yesterday's shift
+    lease_grace_days: int = 2  # a lease expires this long after its production date
+    enroll_code_ttl_hours: int = 72
+    max_body_bytes: int = 4 * 1024 * 1024
+    verify_flush_seconds: float = 2.0
+
+    @property
+    def database_url(self) -> str:
+        """Return the SQLAlchemy URL of the store."""
+        return self.db_url or f"sqlite:///{Path(self.home).resolve() / 'central.db'}"
+
+    @property
+    def keyring_file(self) -> Path:
+        """Return where the master keys live (never inside the database)."""
+        return (
+            Path(self.keyring_path) if self.keyring_path else Path(self.home) / "master_keys.json"
+        )
+
+
+ENV = {
+    "LINELEDGER_CENTRAL_HOME": "home",
+    "LINELEDGER_CENTRAL_DB": "db_url",
+    "LINELEDGER_CENTRAL_KEYRING": "keyring_path",
+    "LINELEDGER_PUBLIC_BASE_URL": "public_base_url",
+    "LINELEDGER_VERIFY_RATE_LIMIT": "verify_rate_limit",
+    "LINELEDGER_RATELIMIT_STORAGE": "ratelimit_storage_uri",
+    "LINELEDGER_ENROLL_RATE_LIMIT": "enroll_rate_limit",
+    "LINELEDGER_TRUSTED_PROXIES": "trusted_proxies",
+    "LINELEDGER_METRICS_TOKEN": "metrics_token",
+    "LINELEDGER_LEASE_MAX_SIZE": "lease_max_size",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    field = {f.name: f for f in dataclasses.fields(CentralConfig)}.get(name)
+    if field is None:
+        raise CentralError(ERR_INVALID, f"unknown configuration setting {name!r}")
+    kind = type(field.default)
+    try:
+        return kind(value) if kind is not str else str(value)
+    except (TypeError, ValueError):
+        raise CentralError(ERR_INVALID, f"setting {name} must be a {kind.__name__}") from None
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> CentralConfig:
+    """Build the configuration from defaults, `LINELEDGER_CENTRAL_CONFIG`, env and overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = env.get("LINELEDGER_CENTRAL_CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as fh:
+                values.update(tomllib.load(fh).get("central", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CentralError(ERR_INVALID, f"cannot read {config_file}: {exc}") from None
+    for var, name in ENV.items():
+        if env.get(var):
+            values[name] = env[var]
+    values.update(overrides or {})
+    return CentralConfig(**{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,156 @@
+"""The central store's connection: one engine over SQLite or PostgreSQL, and its schema.
+
+Writes run in `Store.write()`: on SQLite a `BEGIN IMMEDIATE` transaction (one writer at a
+time, taken up front so a read-then-write cannot deadlock), on PostgreSQL a READ COMMITTED
+transaction whose correctness rests on row locks and constraints. Reads run in
+`Store.read()`, which never blocks writers on SQLite (WAL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from central import tables as T
+
+SCHEMA_VERSION = "1"
+
+_SQLITE_NO_OVERLAP = """
+CREATE TRIGGER IF NOT EXISTS leases_no_overlap_{when} BEFORE {event} ON leases
+WHEN EXISTS (
+    SELECT 1 FROM leases o
+    WHERE o.scope_key = NEW.scope_key AND o.id != NEW.id
+      AND o.first_seq <= NEW.last_seq AND o.last_seq >= NEW.first_seq
+)
+BEGIN SELECT RAISE(ABORT, 'lease ranges of one scope must never overlap'); END
+"""
+
+_PG_NO_OVERLAP = """
+ALTER TABLE leases ADD CONSTRAINT leases_no_overlap EXCLUDE USING gist (
+    scope_key WITH =, int4range(first_seq, last_seq, '[]') WITH &&
+)
+"""
+
+
+def normalise_url(url: str) -> str:
+    """Return a SQLAlchemy URL, choosing psycopg 3 for a plain `postgresql://` URL."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # The sqlite3 module's own transaction handling is switched off; we emit BEGIN.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """Own the engine of the central database and hand out transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = sa.create_engine(
+                self.url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            _configure_sqlite(self.engine)
+        elif parsed.get_backend_name() == "postgresql":
+            self.engine = sa.create_engine(
+                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
+        else:
+            raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Tell whether the store is an SQLite file."""
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Run a write transaction; commit on success, roll back on any exception."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Run a read-only transaction that does not block writers."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="DEFERRED")
+            with conn.begin():
+                yield conn
+
+    def insert(self, table: sa.Table) -> Any:
+        """Return a dialect INSERT that supports `on_conflict_do_nothing()`."""
+        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+
+    def lock_row(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """Add FOR UPDATE where the database has row locks (SQLite locks the whole file)."""
+        return query if self.is_sqlite else query.with_for_update()
+
+    def init_schema(self) -> None:
+        """Create tables, the no-overlap guard and seed data; safe to run again."""
+        with self.write() as conn:
+            if not self.is_sqlite:
+                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS btree_gist")
+            T.metadata.create_all(conn)
+            if self.is_sqlite:
+                conn.exec_driver_sql(_SQLITE_NO_OVERLAP.format(when="insert", event="INSERT"))
+                conn.exec_driver_sql(
+                    _SQLITE_NO_OVERLAP.format(
+                        when="update", event="UPDATE OF scope_key, first_seq, last_seq"
+                    )
+                )
+            else:
+                exists = conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_constraint WHERE conname = 'leases_no_overlap'"
+                ).first()
+                if not exists:
+                    conn.exec_driver_sql(_PG_NO_OVERLAP)
+            for code, name in (
+                ("HAT", "Handcraft (job tickets and tokens)"),
+                ("OEM", "Manufacturing order"),
+            ):
+                conn.execute(
+                    self.insert(T.production_types)
+                    .values(code=code, name=name)
+                    .on_conflict_do_nothing()
+                )
+            conn.execute(
+                self.insert(T.schema_info)
+                .values(key="schema_version", value=SCHEMA_VERSION)
+                .on_conflict_do_nothing()
+            )
+
+    def schema_ready(self) -> bool:
+        """Tell whether `init` has created the schema."""
+        return sa.inspect(self.engine).has_table("schema_info")
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

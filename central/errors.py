@@ -1,0 +1,70 @@
+"""Errors of the central registry; each has a stable code and an HTTP status."""
+
+from __future__ import annotations
+
+
+class CentralError(Exception):
+    """A request or command cannot be carried out; the message says what to do instead."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotFound(CentralError):
+    """The thing asked for does not exist."""
+
+    status = 404
+
+
+class Conflict(CentralError):
+    """The request clashes with what is already recorded."""
+
+    status = 409
+
+
+class Unauthorized(CentralError):
+    """The caller did not prove who it is."""
+
+    status = 401
+
+
+class Unavailable(CentralError):
+    """A transient failure: retry later."""
+
+    status = 503
+
+
+ERR_UNAUTHORIZED = "ERR_UNAUTHORIZED"
+ERR_AGENT_REVOKED = "ERR_AGENT_REVOKED"
+ERR_ENROLL_CODE = "ERR_ENROLL_CODE"
+ERR_TENANT_UNKNOWN = "ERR_TENANT_UNKNOWN"
+ERR_TENANT_EXISTS = "ERR_TENANT_EXISTS"
+ERR_PRODUCT_UNKNOWN = "ERR_PRODUCT_UNKNOWN"
+ERR_PRODUCT_EXISTS = "ERR_PRODUCT_EXISTS"
+ERR_WORK_ORDER_EXISTS = "ERR_WORK_ORDER_EXISTS"
+ERR_WORK_ORDER_UNKNOWN = "ERR_WORK_ORDER_UNKNOWN"
+ERR_INVALID = "ERR_INVALID"
+ERR_SCOPE_FOREIGN = "ERR_SCOPE_FOREIGN"
+ERR_SCOPE_TYPE = "ERR_SCOPE_TYPE"
+ERR_SCOPE_CATEGORY = "ERR_SCOPE_CATEGORY"
+ERR_SCOPE_DATE = "ERR_SCOPE_DATE"
+ERR_SCOPE_EXHAUSTED = "ERR_SCOPE_EXHAUSTED"
+ERR_LEASE_UNKNOWN = "ERR_LEASE_UNKNOWN"
+ERR_LEASE_RETURNED = "ERR_LEASE_RETURNED"
+ERR_OUTSIDE_LEASE = "ERR_OUTSIDE_LEASE"
+ERR_DUPLICATE_SERIAL = "ERR_DUPLICATE_SERIAL"
+ERR_KEYRING = "ERR_KEYRING"
+ERR_KEY_UNAVAILABLE = "ERR_KEY_UNAVAILABLE"
+ERR_DATABASE = "ERR_DATABASE"
+ERR_RATE_LIMITED = "ERR_RATE_LIMITED"
+ERR_TOO_LARGE = "ERR_TOO_LARGE"
+ERR_NOT_FOUND = "ERR_NOT_FOUND"
+ERR_METHOD = "ERR_METHOD_NOT_ALLOWED"
+ERR_INTERNAL = "ERR_INTERNAL"
+ERR_FORBIDDEN = "ERR_FORBIDDEN"

@@ -1,0 +1,327 @@
+"""Event ingest: apply a batch of an agent's events to the registry, exactly once in effect.
+
+The whole batch is one transaction. Everything the decisions need (seen event ids, leases of
+the scopes involved, registry states, open quarantines) is read up front in a few queries,
+the events are judged in order against an in-memory view that each accepted event updates,
+and the outcome is written back with one executemany per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from central import tables as T
+from central.db import Store
+from central.errors import (
+    ERR_DUPLICATE_SERIAL,
+    ERR_LEASE_RETURNED,
+    ERR_OUTSIDE_LEASE,
+)
+from central.keyring import Keyring
+from central.leases import AgentRef
+from protocol import lifecycle as L
+from protocol.errors import ERR_SERIAL_MAC, ProtocolError
+from protocol.events import (
+    ACCEPTED,
+    DUPLICATE,
+    QUARANTINED,
+    REJECTED,
+    RETRY,
+    BatchItem,
+    Event,
+    EventResult,
+)
+from protocol.serials import StandardSerial, parse
+from protocol.timefmt import parse_ts
+
+ERR_AWAITING_ISSUE = "ERR_AWAITING_ISSUE"
+ERR_SERIAL_QUARANTINED = "ERR_SERIAL_QUARANTINED"
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+@dataclass
+class _View:
+    """What the batch needs to know, read once and updated as events are accepted."""
+
+    seen: set[str]
+    leases: dict[str, list[Row[Any]]]
+    states: dict[str, str]
+    quarantined: set[str]
+    keys: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class _Writes:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    new_serials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class IngestReport:
+    """The per-event results, in batch order, and counts for metrics."""
+
+    results: list[EventResult]
+    counts: Counter[tuple[str, str]]
+
+
+def _read_view(
+    conn: Connection, agent: AgentRef, events: list[Event], parsed: dict[str, StandardSerial]
+) -> _View:
+    ids = [e.event_id for e in events]
+    seen: set[str] = set()
+    for chunk in _chunks(ids):
+        seen.update(
+            conn.execute(
+                sa.select(T.events.c.event_id).where(T.events.c.event_id.in_(chunk))
+            ).scalars()
+        )
+    scope_keys = sorted({s.scope.key for s in parsed.values()})
+    leases: dict[str, list[Row[Any]]] = {}
+    if scope_keys:
+        for row in conn.execute(sa.select(T.leases).where(T.leases.c.scope_key.in_(scope_keys))):
+            leases.setdefault(row.scope_key, []).append(row)
+    serials = sorted({s.text for s in parsed.values()})
+    states: dict[str, str] = {}
+    quarantined: set[str] = set()
+    for chunk in _chunks(serials):
+        for row in conn.execute(
+            sa.select(T.registry.c.serial, T.registry.c.state).where(T.registry.c.serial.in_(chunk))
+        ):
+            states[row.serial] = row.state
+        quarantined.update(
+            conn.execute(
+                sa.select(T.quarantine.c.serial).where(
+                    T.quarantine.c.serial.in_(chunk), T.quarantine.c.resolved_at.is_(None)
+                )
+            ).scalars()
+        )
+    return _View(seen, leases, states, quarantined)
+
+
+def _lease_for(view: _View, serial: StandardSerial) -> Row[Any] | None:
+    for row in view.leases.get(serial.scope.key, ()):
+        if row.first_seq <= serial.seq <= row.last_seq:
+            return row
+    return None
+
+
+class _Judge:
+    """Decide one event at a time and collect the writes."""
+
+    def __init__(self, agent: AgentRef, keyring: Keyring, view: _View, now: dt.datetime):
+        self.agent = agent
+        self.keyring = keyring
+        self.view = view
+        self.now = now
+        self.writes = _Writes()
+
+    def _event_row(self, e: Event, serial: str, outcome: str, code: str | None) -> None:
+        self.view.seen.add(e.event_id)
+        self.writes.events.append(
+            {
+                "event_id": e.event_id,
+                "tenant_id": self.agent.tenant_id,
+                "agent_id": self.agent.id,
+                "type": e.type,
+                "serial": serial,
+                "lease_id": e.lease_id,
+                "work_order": e.work_order,
+                "occurred_at": parse_ts(e.occurred_at),
+                "received_at": self.now,
+                "data": json.dumps(dict(e.data), separators=(",", ":"), sort_keys=True),
+                "outcome": outcome,
+                "code": code,
+            }
+        )
+
+    def _quarantine(
+        self, e: Event, serial: str, reason: str, message: str, details: dict[str, Any]
+    ) -> EventResult:
+        self._event_row(e, serial, QUARANTINED, reason)
+        self.writes.quarantine.append(
+            {
+                "tenant_id": self.agent.tenant_id,
+                "serial": serial,
+                "reason": reason,
+                "details": json.dumps({"message": message, **details}, sort_keys=True),
+                "event_id": e.event_id,
+                "agent_id": self.agent.id,
+                "created_at": self.now,
+            }
+        )
+        self.view.quarantined.add(serial)
+        return EventResult(e.event_id, QUARANTINED, reason, message)
+
+    def judge(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult:
+        if e.event_id in self.view.seen:
+            return EventResult(e.event_id, DUPLICATE)
+        if isinstance(serial, ProtocolError):
+            return self._quarantine(
+                e, e.serial, serial.code, serial.message, {"event_type": e.type}
+            )
+        text = serial.text
+        if text in self.view.quarantined:
+            return self._quarantine(
+                e,
+                text,
+                ERR_SERIAL_QUARANTINED,
+                "this serial is held for review",
+                {"event_type": e.type},
+            )
+        lease = _lease_for(self.view, serial) if serial.scope.org == self.agent.org else None
+        if lease is None or lease.agent_id != self.agent.id:
+            return self._quarantine(
+                e,
+                text,
+                ERR_OUTSIDE_LEASE,
+                "no lease of this agent holds this serial",
+                {"lease_holder": None if lease is None else lease.agent_id},
+            )
+        key = self.view.keys.get(lease.id)
+        if key is None:
+            key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
+        if not serial.mac_valid(key):
+            return self._quarantine(
+                e,
+                text,
+                ERR_SERIAL_MAC,
+                "the authenticity code does not match the lease",
+                {"lease_id": lease.id},
+            )
+        if lease.status == "returned" and serial.seq > lease.high_water:
+            return self._quarantine(
+                e,
+                text,
+                ERR_LEASE_RETURNED,
+                "the number lies above the high-water mark the agent returned the lease at",
+                {"lease_id": lease.id, "high_water": lease.high_water},
+            )
+        current = self.view.states.get(text)
+        if e.type == L.ISSUED and current is not None:
+            return self._quarantine(
+                e, text, ERR_DUPLICATE_SERIAL, "this serial was issued before by another event", {}
+            )
+        if current is None and L.needs_known_serial(e.type):
+            return EventResult(
+                e.event_id,
+                RETRY,
+                ERR_AWAITING_ISSUE,
+                "the issued event of this serial has not arrived yet",
+            )
+        try:
+            new_state = L.next_state(current, e.type)
+            if e.type == L.LINKED:
+                L.check_link_context(serial.scope.ptype, e.data)
+        except ProtocolError as exc:
+            return EventResult(e.event_id, REJECTED, exc.code, exc.message)
+        self._accept(e, serial, lease, current, new_state)
+        return EventResult(e.event_id, ACCEPTED)
+
+    def _accept(
+        self, e: Event, serial: StandardSerial, lease: Row[Any], current: str | None, new_state: str
+    ) -> None:
+        text = serial.text
+        self._event_row(e, text, ACCEPTED, None)
+        self.view.states[text] = new_state
+        prints = 1 if e.type == L.PRINTED else 0
+        reprints = 1 if e.type == L.REPRINTED else 0
+        if current is None:
+            self.writes.new_serials[text] = {
+                "serial": text,
+                "tenant_id": self.agent.tenant_id,
+                "scope_key": serial.scope.key,
+                "seq": serial.seq,
+                "lease_id": lease.id,
+                "agent_id": self.agent.id,
+                "work_order": e.work_order,
+                "state": new_state,
+                "issued_at": parse_ts(e.occurred_at),
+                "updated_at": self.now,
+                "print_count": 0,
+                "reprint_count": 0,
+                "last_event_id": e.event_id,
+            }
+            return
+        row = self.writes.new_serials.get(text)
+        if row is not None:
+            row.update(state=new_state, last_event_id=e.event_id)
+            row["print_count"] += prints
+            row["reprint_count"] += reprints
+            return
+        update = self.writes.updates.setdefault(
+            text, {"b_serial": text, "b_prints": 0, "b_reprints": 0}
+        )
+        update.update(b_state=new_state, b_event=e.event_id)
+        update["b_prints"] += prints
+        update["b_reprints"] += reprints
+
+
+def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
+    if writes.events:
+        conn.execute(T.events.insert(), writes.events)
+    if writes.new_serials:
+        conn.execute(T.registry.insert(), list(writes.new_serials.values()))
+    if writes.updates:
+        reg = T.registry.c
+        conn.execute(
+            T.registry.update()
+            .where(reg.serial == sa.bindparam("b_serial"))
+            .values(
+                state=sa.bindparam("b_state"),
+                last_event_id=sa.bindparam("b_event"),
+                print_count=reg.print_count + sa.bindparam("b_prints"),
+                reprint_count=reg.reprint_count + sa.bindparam("b_reprints"),
+                updated_at=now,
+            ),
+            list(writes.updates.values()),
+        )
+    if writes.quarantine:
+        conn.execute(T.quarantine.insert(), writes.quarantine)
+
+
+def ingest_batch(
+    store: Store, keyring: Keyring, agent: AgentRef, items: list[BatchItem], now: dt.datetime
+) -> IngestReport:
+    """Judge and record a decoded batch; return one result per item, in order."""
+    parsed: dict[str, StandardSerial] = {}
+    serials: dict[str, StandardSerial | ProtocolError] = {}
+    events = [item.event for item in items if item.event is not None]
+    for e in events:
+        if e.serial not in serials:
+            try:
+                serials[e.serial] = parsed[e.serial] = parse(e.serial)
+            except ProtocolError as exc:
+                serials[e.serial] = exc
+    results: list[EventResult] = []
+    with store.write() as conn:
+        # Serialise one agent's batches on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
+        conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
+        judge = _Judge(agent, keyring, _read_view(conn, agent, events, parsed), now)
+        for item in items:
+            if item.event is None:
+                assert item.error is not None
+                results.append(
+                    EventResult(item.event_id, REJECTED, item.error.code, item.error.message)
+                )
+            else:
+                results.append(judge.judge(item.event, serials[item.event.serial]))
+        _write(conn, judge.writes, now)
+    counts: Counter[tuple[str, str]] = Counter()
+    for item, result in zip(items, results, strict=True):
+        counts[(item.event.type if item.event else "unknown", result.status)] += 1
+    return IngestReport(results, counts)

@@ -1,0 +1,35 @@
+"""What one running central app holds: configuration, store, keyring, tally and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from central.config import CentralConfig
+from central.db import Store
+from central.keyring import Keyring
+from central.metrics import Metrics
+from central.verify import VerifyTally
+
+
+@dataclass
+class Runtime:
+    """The services of one app, reachable from requests through `runtime()`."""
+
+    config: CentralConfig
+    store: Store
+    keyring: Keyring
+    tally: VerifyTally
+    metrics: Metrics
+
+    def close(self) -> None:
+        """Flush pending work and release connections."""
+        self.tally.close()
+        self.store.dispose()
+
+
+def runtime() -> Runtime:
+    """Return the runtime of the current app."""
+    rt: Runtime = current_app.extensions["lineledger"]
+    return rt

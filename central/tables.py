@@ -1,0 +1,216 @@
+"""Every table of the central registry, defined in one place for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+TS = sa.DateTime(timezone=True)
+ID = sa.String(36)  # UUIDv7 text for agents, leases and events
+
+schema_info = sa.Table(
+    "schema_info",
+    metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_code", sa.String(6), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+feature_flags = sa.Table(
+    "feature_flags",
+    metadata,
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+production_types = sa.Table(
+    "production_types",
+    metadata,
+    sa.Column("code", sa.String(3), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(4), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("gtin", sa.String(14)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "sku"),
+)
+
+work_orders = sa.Table(
+    "work_orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("number", sa.String(64), nullable=False),
+    sa.Column("product_id", sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("production_type", sa.ForeignKey("production_types.code"), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("overage_pct", sa.Float, nullable=False, server_default="0"),
+    sa.Column("tolerance_pct", sa.Float, nullable=False, server_default="0"),
+    sa.Column("line", sa.String(64)),  # NULL: any line of the tenant may produce it
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "number"),
+)
+
+enrollment_codes = sa.Table(
+    "enrollment_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("line", sa.String(64), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("used_at", TS),
+    sa.Column("agent_id", ID),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("line", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hostname", sa.String(128)),
+    sa.Column("agent_version", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("enrolled_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS),
+)
+
+key_versions = sa.Table(
+    "key_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+scope_counters = sa.Table(
+    "scope_counters",
+    metadata,
+    sa.Column("scope_key", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("next_seq", sa.Integer, nullable=False),  # the next number never granted yet
+    sa.Column("last_grant_first", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("request_id", ID, nullable=False),
+    sa.Column("scope_key", sa.String(32), nullable=False),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("key_version", sa.ForeignKey("key_versions.version"), nullable=False),
+    sa.Column("granted_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("high_water", sa.Integer),
+    sa.Column("returned_at", TS),
+    sa.UniqueConstraint("agent_id", "request_id"),
+    sa.CheckConstraint("first_seq >= 1 AND last_seq >= first_seq", name="range"),
+    sa.Index(None, "scope_key", "first_seq"),
+)
+
+gaps = sa.Table(
+    "gaps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("scope_key", sa.String(32), nullable=False),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("lease_id", sa.ForeignKey("leases.id")),
+    sa.Column("recorded_at", TS, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", ID, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("serial", sa.String(64), nullable=False),
+    sa.Column("lease_id", sa.String(64)),
+    sa.Column("work_order", sa.String(64)),
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("data", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("outcome", sa.String(16), nullable=False),  # accepted | quarantined
+    sa.Column("code", sa.String(40)),
+    sa.Index(None, "serial"),
+)
+
+registry = sa.Table(
+    "registry",
+    metadata,
+    sa.Column("serial", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("scope_key", sa.String(32), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("lease_id", sa.ForeignKey("leases.id"), nullable=False),
+    sa.Column("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("work_order", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("issued_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("print_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reprint_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_event_id", ID, nullable=False),
+    sa.Column("verify_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_verified_at", TS),
+    sa.UniqueConstraint("scope_key", "seq"),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id")),
+    sa.Column("serial", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("event_id", ID),
+    sa.Column("agent_id", ID),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("resolved_at", TS),
+    sa.Column("resolution", sa.String(200)),
+    sa.Index(None, "serial"),
+)

@@ -1,0 +1,71 @@
+"""One JSON error shape for every failure: `{"ok": false, "error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, jsonify, render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+from central import errors as E
+from protocol.errors import ProtocolError, error_body
+
+log = logging.getLogger("lineledger.central")
+
+_HTTP_CODES = {
+    400: "ERR_BAD_REQUEST",
+    401: E.ERR_UNAUTHORIZED,
+    403: E.ERR_FORBIDDEN,
+    404: E.ERR_NOT_FOUND,
+    405: E.ERR_METHOD,
+    413: E.ERR_TOO_LARGE,
+    429: E.ERR_RATE_LIMITED,
+}
+_MESSAGES = {
+    404: "there is nothing at this address",
+    405: "this address does not take that method",
+    413: "the request body is too large",
+    429: "too many requests from your address; try again later",
+}
+_PAGE = """<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ code }}</title><p>{{ message }}</p>"""
+
+
+def _answer(code: str, message: str, status: int) -> Any:
+    if request.path.startswith("/v/"):
+        return render_template_string(_PAGE, code=code, message=message), status
+    response: Response = jsonify(error_body(code, message))
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    """Attach the error handlers to an app."""
+
+    @app.errorhandler(E.CentralError)
+    def central_error(exc: E.CentralError) -> Any:
+        return _answer(exc.code, exc.message, exc.status)
+
+    @app.errorhandler(ProtocolError)
+    def protocol_error(exc: ProtocolError) -> Any:
+        status = 413 if exc.code in ("ERR_TOO_LARGE", "ERR_BATCH_TOO_LARGE") else 400
+        return _answer(exc.code, exc.message, status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, f"ERR_HTTP_{status}")
+        return _answer(code, _MESSAGES.get(status, exc.description or "request failed"), status)
+
+    @app.errorhandler(sa.exc.OperationalError)
+    def database_down(exc: sa.exc.OperationalError) -> Any:
+        log.warning("database unavailable: %s", exc.orig)
+        response = _answer(E.ERR_DATABASE, "the registry database is unavailable; retry", 503)
+        return response
+
+    @app.errorhandler(Exception)
+    def internal(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _answer(E.ERR_INTERNAL, "an internal error occurred; it has been logged", 500)

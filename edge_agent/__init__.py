@@ -1,0 +1,7 @@
+"""The edge agent of a production line PC.
+
+It leases ranges of serial numbers from central ahead of time, issues and prints labels from
+them offline, records every fact in a local SQLite outbox in the same transaction that
+consumes the number, and syncs the outbox to central when it can. `edge_agent.cli` is the
+`lineledger-edge` command; `edge_agent.service` is the unattended service it runs.
+"""

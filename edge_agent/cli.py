@@ -1,0 +1,323 @@
+"""`lineledger-edge`: enroll, issue, print, sync and run the agent of one line PC.
+
+Output meant for programs goes to stdout as JSON; messages for people go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from edge_agent import outbox, pool
+from edge_agent.agent import Agent
+from edge_agent.client import CentralClient
+from edge_agent.config import EdgeConfig, load_config
+from edge_agent.errors import (
+    ERR_ALREADY_ENROLLED,
+    ERR_NO_PRINTER,
+    ERR_POOL_EMPTY,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
+from edge_agent.issuing import Issuer
+from edge_agent.printing import PrintQueue, confirm_job, list_jobs, release_job
+from edge_agent.status import build_status
+from printers import PrinterError
+from protocol.errors import ProtocolError
+from protocol.messages import EnrollRequest
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_UNREACHABLE = 2
+EXIT_PRINTER = 3
+
+
+def _example(text: str) -> str:
+    return "\b\nExample:\n  " + text
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _friendly(fn: F) -> F:
+    """Turn agent errors into one-line CLI errors (exit status 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (EdgeError, ProtocolError, PrinterError) as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Ctx:
+    def __init__(self, home: str) -> None:
+        self.home = home
+        self._agent: Agent | None = None
+
+    @property
+    def config(self) -> EdgeConfig:
+        return load_config(self.home)
+
+    @property
+    def agent(self) -> Agent:
+        if self._agent is None:
+            self._agent = Agent(self.config)
+        return self._agent
+
+    def close(self) -> None:
+        if self._agent is not None:
+            self._agent.close()
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+@click.group(epilog=_example("lineledger-edge --home /var/lib/lineledger-edge status"))
+@click.option(
+    "--home",
+    envvar="LINELEDGER_EDGE_HOME",
+    default=str(Path.home() / ".lineledger-edge"),
+    show_default=True,
+    help="The agent's home folder (database, edge.toml).",
+)
+@click.version_option(package_name="lineledger")
+@click.pass_context
+def main(ctx: click.Context, home: str) -> None:
+    """The LineLedger edge agent of one production line."""
+    ctx.obj = _Ctx(home)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@main.command(
+    epilog=_example(
+        "lineledger-edge enroll --central https://registry.example --code 7KQ2-M9XD-4TPA-ZR3E"
+    )
+)
+@click.option("--central", "central_url", required=True, help="Base URL of the central registry.")
+@click.option("--code", required=True, help="One-time enrollment code from an admin.")
+@pass_ctx
+@_friendly
+def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
+    """Enroll this agent with central, fetch its work orders and fill its lease pool."""
+    agent = ctx.agent
+    if agent.enrolled:
+        raise EdgeError(
+            ERR_ALREADY_ENROLLED,
+            f"{ctx.home} holds an enrolled agent already; use a new --home for another line",
+        )
+    client = CentralClient(central_url, None, agent.config.http_timeout)
+    try:
+        resp = client.enroll(EnrollRequest(code.strip(), socket.gethostname()[:128], "0.1.0"))
+    finally:
+        client.close()
+    with agent.store.write() as conn:
+        for key, value in (
+            ("central_url", central_url.rstrip("/")),
+            ("agent_id", resp.agent_id),
+            ("token", resp.token),
+            ("org", resp.org),
+            ("line", resp.line),
+            ("tenant_name", resp.tenant_name),
+        ):
+            agent.store.set_meta(conn, key, value)
+    cfg = agent.refresh_config()
+    with agent.store.write() as conn:
+        agent.store.set_meta(conn, "label_template", json.dumps(cfg.label_template))
+    report = pool.maintain(agent, agent.now())
+    _emit(
+        {
+            "ok": True,
+            "agent_id": resp.agent_id,
+            "org": resp.org,
+            "line": resp.line,
+            "work_orders": [w.number for w in cfg.work_orders],
+            "leased": report.granted,
+            "pool_errors": report.errors,
+        }
+    )
+
+
+def _prepare_pool(agent: Agent, work_order: str, count: int) -> None:
+    """Top the pool up for a run of `count` labels while central is reachable."""
+    wo = agent.work_order(work_order)
+    ident = agent.identity()
+    scope = pool.scope_for(ident, wo, pool.production_date(ident, agent.now()))
+    try:
+        pool.top_up(agent, scope, need=count)
+    except CentralUnreachable:
+        left = pool.remaining(agent.store.conn(), scope.key)
+        _say(f"central is unreachable: issuing from the {left} numbers of {scope.key} on hand")
+    except CentralRefused as exc:
+        _say(f"central refused a top-up of {scope.key}: {exc.code}: {exc.message}")
+
+
+@main.command(
+    epilog=_example(
+        "lineledger-edge issue --work-order WO-1001 --count 10 --print --printer tcp://10.0.0.7:9100"
+    )
+)
+@click.option("--work-order", "work_order", required=True, help="Work order number.")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--print", "do_print", is_flag=True, help="Print a label for each serial.")
+@click.option(
+    "--printer",
+    default=None,
+    help="Printer URL: tcp://HOST:PORT or file:///DIR (default from edge.toml).",
+)
+@pass_ctx
+@_friendly
+def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str | None) -> None:
+    """Issue serials (one JSON object per serial on stdout) and optionally print them."""
+    agent = ctx.agent
+    printer_url = (printer or agent.config.printer_url) if do_print else None
+    if do_print and not printer_url:
+        raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
+    try:
+        agent.work_order(work_order)
+    except EdgeError:
+        try:
+            agent.refresh_config()
+        except (CentralUnreachable, CentralRefused):
+            pass
+    _prepare_pool(agent, work_order, count)
+    issuer = Issuer(agent)
+    jobs: list[int] = []
+    for _ in range(count):
+        try:
+            issued = issuer.issue(work_order, printer_url=printer_url)
+        except EdgeError as exc:
+            if exc.code != ERR_POOL_EMPTY or jobs and not printer_url:
+                raise
+            _prepare_pool(agent, work_order, count - len(jobs))
+            issued = issuer.issue(work_order, printer_url=printer_url)
+        if issued.print_job is not None:
+            jobs.append(issued.print_job)
+        _emit(issued.to_dict())
+    if printer_url and jobs:
+        queue = PrintQueue(agent)
+        try:
+            result = queue.run(printer_url, jobs)
+        finally:
+            queue.close()
+        waiting = len(jobs) - len(result.sent)
+        _say(
+            f"printed {len(result.sent)} of {len(jobs)} labels on {printer_url}; "
+            f"printer {result.state}"
+        )
+        if waiting:
+            message = result.error["message"] if result.error else "printer not ready"
+            _say(f"{waiting} labels wait in the print queue: {message}")
+            sys.exit(EXIT_PRINTER)
+
+
+@main.command(epilog=_example("lineledger-edge sync"))
+@pass_ctx
+@_friendly
+def sync(ctx: _Ctx) -> None:
+    """Push the outbox to central until it is empty or central refuses; print a summary."""
+    summary = outbox.flush(ctx.agent)
+    _emit(summary.to_dict())
+    if summary.error:
+        sys.exit(EXIT_UNREACHABLE)
+
+
+@main.command(epilog=_example("lineledger-edge status"))
+@click.option("--printer", default=None, help="Printer URL to check (default from edge.toml).")
+@pass_ctx
+@_friendly
+def status(ctx: _Ctx, printer: str | None) -> None:
+    """Print the agent's status as JSON: pool, outbox, central and printer."""
+    _emit(build_status(ctx.agent, probe=True, printer_url=printer))
+
+
+@main.command(epilog=_example("lineledger-edge run --printer tcp://10.0.0.7:9100 --port 8765"))
+@click.option("--printer", default=None, help="Default printer URL for queued labels.")
+@click.option("--host", default=None, help="Operator page address (default 127.0.0.1).")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Operator page port (default 8765; 0 picks a free one).",
+)
+@pass_ctx
+@_friendly
+def run(ctx: _Ctx, printer: str | None, host: str | None, port: int | None) -> None:
+    """Run the agent service: sync, pool top-up, print queue and the operator page."""
+    from edge_agent.service import Service
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["operator_host"] = host
+    if port is not None:
+        overrides["operator_port"] = port
+    agent = Agent(load_config(ctx.home, overrides))
+    agent.identity()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    service = Service(agent, printer)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    _emit(
+        {"ok": True, "operator_page": service.operator_url, "agent_id": agent.identity().agent_id}
+    )
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+        agent.close()
+        _say("lineledger-edge stopped")
+
+
+@main.group("print-jobs")
+def print_jobs() -> None:
+    """Inspect the print queue and settle held jobs."""
+
+
+@print_jobs.command("list", epilog=_example("lineledger-edge print-jobs list --status held"))
+@click.option("--status", type=click.Choice(["queued", "printing", "sent", "held"]), default=None)
+@pass_ctx
+@_friendly
+def jobs_list(ctx: _Ctx, status: str | None) -> None:
+    """List print jobs as JSON lines, newest first."""
+    for job in list_jobs(ctx.agent, status):
+        _emit(job)
+
+
+@print_jobs.command("release", epilog=_example("lineledger-edge print-jobs release 42"))
+@click.argument("job_id", type=int)
+@pass_ctx
+@_friendly
+def jobs_release(ctx: _Ctx, job_id: int) -> None:
+    """Queue a held job again: its label did NOT come out."""
+    release_job(ctx.agent, job_id)
+    _emit({"ok": True, "job": job_id, "status": "queued"})
+
+
+@print_jobs.command("confirm", epilog=_example("lineledger-edge print-jobs confirm 42"))
+@click.argument("job_id", type=int)
+@pass_ctx
+@_friendly
+def jobs_confirm(ctx: _Ctx, job_id: int) -> None:
+    """Mark a held job printed: its label DID come out."""
+    confirm_job(ctx.agent, job_id)
+    _emit({"ok": True, "job": job_id, "status": "sent"})

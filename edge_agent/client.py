@@ -1,0 +1,117 @@
+"""The HTTP client of the edge API; the session comes from outside so tests and tools can
+swap it, and every failure becomes either `CentralUnreachable` or `CentralRefused`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from edge_agent.errors import CentralRefused, CentralUnreachable
+from protocol.errors import ProtocolError
+from protocol.events import Event, EventResult, decode_results, encode_batch
+from protocol.messages import (
+    AgentConfig,
+    EnrollRequest,
+    EnrollResponse,
+    LeaseRequest,
+    LeaseResponse,
+    LeaseReturn,
+)
+
+API = "/api/edge/v1"
+MAX_ANSWER = 8 * 1024 * 1024
+
+
+class CentralClient:
+    """Talk to one central registry as one agent."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        timeout: float,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.session = session or requests.Session()
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.session.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            resp = self.session.request(
+                method,
+                self.base_url + API + path,
+                json=body,
+                headers=headers,
+                timeout=timeout or self.timeout,
+            )
+        except requests.RequestException as exc:
+            raise CentralUnreachable(
+                f"{self.base_url} did not answer: {type(exc).__name__}"
+            ) from None
+        with resp:
+            if resp.status_code >= 500 or resp.status_code == 429:
+                raise CentralUnreachable(f"{self.base_url} answered HTTP {resp.status_code}")
+            if len(resp.content) > MAX_ANSWER:
+                raise CentralUnreachable(f"{self.base_url} sent an oversized answer")
+            try:
+                data = resp.json()
+            except ValueError:
+                raise CentralUnreachable(
+                    f"{self.base_url} answered with no JSON "
+                    f"(HTTP {resp.status_code}); is it a LineLedger "
+                    "central?"
+                ) from None
+        if resp.status_code >= 400:
+            error = data.get("error") if isinstance(data, dict) else None
+            code = str(error.get("code", "ERR_HTTP")) if isinstance(error, dict) else "ERR_HTTP"
+            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            raise CentralRefused(
+                code[:64], message[:500] or f"HTTP {resp.status_code}", resp.status_code
+            )
+        return data
+
+    def _decode(self, decoder: Any, data: Any) -> Any:
+        try:
+            return decoder(data)
+        except ProtocolError as exc:
+            raise CentralUnreachable(f"central sent a malformed answer: {exc.message}") from None
+
+    def enroll(self, req: EnrollRequest) -> EnrollResponse:
+        """Trade an enrollment code for the agent's identity."""
+        return self._decode(EnrollResponse.from_dict, self._call("POST", "/enroll", req.to_dict()))
+
+    def ping(self, timeout: float | None = None) -> Any:
+        """Check that central answers and knows this agent."""
+        return self._call("GET", "/ping", timeout=timeout)
+
+    def config(self) -> AgentConfig:
+        """Fetch the line's work orders, flags and label settings."""
+        return self._decode(AgentConfig.from_dict, self._call("GET", "/config"))
+
+    def lease(self, req: LeaseRequest) -> LeaseResponse:
+        """Ask for a lease."""
+        return self._decode(LeaseResponse.from_dict, self._call("POST", "/leases", req.to_dict()))
+
+    def return_lease(self, lease_id: str, high_water: int) -> Any:
+        """Give back the unused tail of a lease."""
+        return self._call("POST", f"/leases/{lease_id}/return", LeaseReturn(high_water).to_dict())
+
+    def push_events(self, events: list[Event]) -> list[EventResult]:
+        """Send a batch and return central's results."""
+        return self._decode(decode_results, self._call("POST", "/events", encode_batch(events)))

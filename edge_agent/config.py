@@ -1,0 +1,99 @@
+"""Edge agent configuration: code defaults, then `<home>/edge.toml`, then `LINELEDGER_EDGE_*`.
+
+The defaults keep a line issuing for hours without the network: at one unit a second a full
+pool (10,000 numbers per active scope) lasts close to three hours, and top-ups start at
+4,000 left, which is over an hour of warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_agent.errors import ERR_CONFIG, EdgeError
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Everything an edge agent can be told."""
+
+    home: str = "."
+    printer_url: str = ""  # default printer; `issue --printer` overrides it
+    lease_block: int = 2_500  # numbers asked for in one lease request (at least)
+    pool_target: int = 10_000  # numbers kept on hand per active scope
+    low_water: int = 4_000  # top up below this; warn the operator below a quarter of it
+    lookahead_hours: float = 2.0  # lease tomorrow's scope this long before plant midnight
+    sync_batch: int = 500  # events per push (central takes up to 1000)
+    sync_interval: float = 2.0  # seconds between pushes while there is work
+    backoff_base: float = 1.0  # first reconnect delay when central is unreachable
+    backoff_max: float = 60.0  # reconnect delays are capped at about a minute
+    retry_schedule: tuple[float, ...] = (60.0, 300.0, 900.0, 3600.0, 21600.0)
+    max_attempts: int = 10  # an event answered `retry` this often goes dead
+    http_timeout: float = 10.0
+    print_batch: int = 20  # labels claimed and sent between two status checks
+    print_retry: float = 5.0  # seconds before a label that failed to send is tried again
+    printer_timeout: float = 2.0
+    claim_stale_seconds: float = 60.0  # a "printing" claim older than this was interrupted
+    operator_host: str = "127.0.0.1"
+    operator_port: int = 8765
+    pool_interval: float = 30.0
+    config_interval: float = 300.0
+
+    @property
+    def home_path(self) -> Path:
+        """Return the agent's home folder."""
+        return Path(self.home)
+
+
+ENV_PREFIX = "LINELEDGER_EDGE_"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(EdgeConfig)}
+    field = fields.get(name)
+    if field is None:
+        raise EdgeError(ERR_CONFIG, f"unknown setting {name!r}")
+    default = field.default
+    try:
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(float(v) for v in items)
+        if isinstance(default, bool):
+            return str(value).lower() in ("1", "true", "yes", "on")
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise EdgeError(ERR_CONFIG, f"setting {name} must be a {type(default).__name__}") from None
+
+
+def load_config(
+    home: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> EdgeConfig:
+    """Build the configuration of the agent whose home is `home`."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = Path(home) / "edge.toml"
+    if config_file.exists():
+        try:
+            with config_file.open("rb") as fh:
+                values.update(tomllib.load(fh).get("edge", {}))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise EdgeError(ERR_CONFIG, f"cannot read {config_file}: {exc}") from None
+    for f in dataclasses.fields(EdgeConfig):
+        var = ENV_PREFIX + f.name.upper()
+        if f.name != "home" and env.get(var):
+            values[f.name] = env[var]
+    values.update(overrides or {})
+    values["home"] = str(home)
+    config = EdgeConfig(**{k: _coerce(k, v) for k, v in values.items()})
+    if not 0 < config.low_water <= config.pool_target or config.lease_block < 1:
+        raise EdgeError(ERR_CONFIG, "need 0 < low_water <= pool_target and lease_block >= 1")
+    if not 1 <= config.sync_batch <= 1000:
+        raise EdgeError(ERR_CONFIG, "sync_batch must be 1..1000")
+    return config

@@ -1,0 +1,41 @@
+"""Errors of the edge agent; each has a stable code and a message an operator can act on."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Something the agent cannot do; `code` is stable, `message` says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the error as `{"code", "message"}`."""
+        return {"code": self.code, "message": self.message}
+
+
+class CentralUnreachable(EdgeError):
+    """The central registry did not answer (network down, timeout, 5xx): try again later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ERR_CENTRAL_UNREACHABLE, message)
+
+
+class CentralRefused(EdgeError):
+    """The central registry answered with an error for this request: do not repeat it as is."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(code, message)
+        self.status = status
+
+
+ERR_NOT_ENROLLED = "ERR_NOT_ENROLLED"
+ERR_ALREADY_ENROLLED = "ERR_ALREADY_ENROLLED"
+ERR_CENTRAL_UNREACHABLE = "ERR_CENTRAL_UNREACHABLE"
+ERR_UNKNOWN_WORK_ORDER = "ERR_UNKNOWN_WORK_ORDER"
+ERR_POOL_EMPTY = "ERR_POOL_EMPTY"
+ERR_CONFIG = "ERR_CONFIG"
+ERR_NO_PRINTER = "ERR_NO_PRINTER"
+ERR_JOB_UNKNOWN = "ERR_JOB_UNKNOWN"

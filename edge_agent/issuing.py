@@ -1,0 +1,109 @@
+"""Issuing: claim the next number of a lease and record its `issued` event, atomically.
+
+Both happen in one `BEGIN IMMEDIATE` transaction together with the print job (when the
+label is to be printed), so a crash at any instant leaves either all of them or none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from edge_agent.agent import Agent
+from edge_agent.errors import ERR_POOL_EMPTY, EdgeError
+from edge_agent.pool import production_date, scope_for
+from protocol.events import Event
+from protocol.lifecycle import ISSUED
+from protocol.serials import Scope, render
+from protocol.timefmt import format_ts
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A serial that is now recorded in the outbox."""
+
+    serial: str
+    event_id: str
+    seq: int
+    scope: str
+    lease_id: str
+    work_order: str
+    issued_at: str
+    print_job: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON line the CLI prints."""
+        out = {
+            "serial": self.serial,
+            "event_id": self.event_id,
+            "work_order": self.work_order,
+            "scope": self.scope,
+            "seq": self.seq,
+            "lease_id": self.lease_id,
+            "issued_at": self.issued_at,
+        }
+        if self.print_job is not None:
+            out["print_job"] = self.print_job
+        return out
+
+
+class Issuer:
+    """Issue serials of one agent, keeping lease keys and scopes parsed between calls."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self._keys: dict[str, bytes] = {}
+        self._identity = agent.identity()
+
+    def _key(self, lease_id: str, key_hex: str) -> bytes:
+        key = self._keys.get(lease_id)
+        if key is None:
+            key = self._keys[lease_id] = bytes.fromhex(key_hex)
+        return key
+
+    def issue(
+        self, work_order: str, now: dt.datetime | None = None, printer_url: str | None = None
+    ) -> Issued:
+        """Issue the next serial of a work order and queue its label if a printer is named."""
+        now = now or self.agent.now()
+        wo = self.agent.work_order(work_order)
+        scope: Scope = scope_for(self._identity, wo, production_date(self._identity, now))
+        stamp = format_ts(now)
+        event_id = self.agent.new_event_id()
+        with self.agent.store.write() as conn:
+            row = conn.execute(
+                "SELECT lease_id, next_seq, key_hex FROM leases WHERE scope_key = ? "
+                "AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq LIMIT 1",
+                (scope.key,),
+            ).fetchone()
+            if row is None:
+                raise EdgeError(
+                    ERR_POOL_EMPTY,
+                    f"no numbers of {scope.key} on hand; connect the line to central so the "
+                    "pool can be topped up",
+                )
+            seq = row["next_seq"]
+            conn.execute(
+                "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = ?", (row["lease_id"],)
+            )
+            serial = render(scope, seq, self._key(row["lease_id"], row["key_hex"]))
+            event = Event(event_id, ISSUED, serial, stamp, row["lease_id"], wo.number)
+            conn.execute(
+                "INSERT INTO serials(serial, scope_key, seq, lease_id, work_order, issued_at, "
+                "event_id, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued')",
+                (serial, scope.key, seq, row["lease_id"], wo.number, stamp, event_id),
+            )
+            conn.execute(
+                "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+                "VALUES (?, ?, ?, ?, ?, 'pending')",
+                (event_id, serial, ISSUED, event.to_json(), stamp),
+            )
+            job = None
+            if printer_url:
+                job = conn.execute(
+                    "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at) "
+                    "VALUES (?, ?, 'print', 'queued', ?)",
+                    (serial, printer_url, stamp),
+                ).lastrowid
+        return Issued(serial, event_id, seq, scope.key, row["lease_id"], wo.number, stamp, job)

@@ -1,0 +1,228 @@
+"""The outbox and its sync worker: deliver every recorded fact to central, at least once.
+
+Central makes delivery exactly-once in effect (event ids are unique there). While central
+is unreachable the whole queue waits with a jittered, capped backoff; an event central
+answers `retry` waits on its own schedule (1 m, 5 m, 15 m, 1 h, 6 h, then every 6 h) and
+goes `dead` after `max_attempts`. Events of one serial are sent in the order they were
+recorded: an event waits while an earlier event of its serial is waiting.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_agent.agent import Agent
+from edge_agent.errors import CentralRefused, CentralUnreachable
+from protocol.events import ACCEPTED, DUPLICATE, QUARANTINED, REJECTED, Event
+from protocol.timefmt import parse_ts
+
+PENDING = "pending"
+DONE = "done"
+DEAD = "dead"
+FINAL = {ACCEPTED: DONE, DUPLICATE: DONE, QUARANTINED: QUARANTINED, REJECTED: REJECTED}
+
+_DUE = """
+SELECT o.seq, o.body, o.attempts FROM outbox o
+WHERE o.status = 'pending' AND o.next_attempt_at <= :now
+  AND NOT EXISTS (
+    SELECT 1 FROM outbox p
+    WHERE p.serial = o.serial AND p.seq < o.seq AND p.status = 'pending'
+      AND p.next_attempt_at > :now)
+ORDER BY o.seq LIMIT :limit
+"""
+
+
+def counts(agent: Agent) -> dict[str, int]:
+    """Return the number of outbox events per status (pending, dead, ...)."""
+    rows = agent.store.conn().execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+    found = {r["status"]: r["n"] for r in rows}
+    return {s: found.get(s, 0) for s in (PENDING, DEAD, REJECTED, QUARANTINED, DONE)}
+
+
+def oldest_pending_age(agent: Agent, now: float) -> float | None:
+    """Return the age in seconds of the oldest pending event, if any."""
+    row = (
+        agent.store.conn()
+        .execute("SELECT created_at FROM outbox WHERE status = 'pending' ORDER BY seq LIMIT 1")
+        .fetchone()
+    )
+    if row is None:
+        return None
+    return max(0.0, now - parse_ts(row["created_at"]).timestamp())
+
+
+@dataclass
+class PushResult:
+    """What one push did."""
+
+    sent: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+    dead: int = 0
+
+
+def retry_delay(schedule: tuple[float, ...], attempts: int) -> float:
+    """Return the wait after the `attempts`-th `retry` answer (1-based)."""
+    return schedule[min(attempts, len(schedule)) - 1]
+
+
+def push_once(agent: Agent, now: float | None = None) -> PushResult:
+    """Send one batch of due events and record central's answers; raise if central is down."""
+    now = time.time() if now is None else now
+    cfg = agent.config
+    rows = agent.store.conn().execute(_DUE, {"now": now, "limit": cfg.sync_batch}).fetchall()
+    if not rows:
+        return PushResult()
+    events = [Event.from_json(r["body"]) for r in rows]
+    results = agent.client().push_events(events)
+    by_id = {r.event_id: r for r in results}
+    report = PushResult(sent=len(rows))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    with agent.store.write() as conn:
+        for row, event in zip(rows, events, strict=True):
+            result = by_id.get(event.event_id)
+            status = result.status if result else "retry"
+            report.results[status] += 1
+            code = result.code if result else "ERR_NO_RESULT"
+            message = result.message if result else "central gave no result for this event"
+            final = FINAL.get(status)
+            if final is not None:
+                conn.execute(
+                    "UPDATE outbox SET status = ?, acked_at = ?, last_code = ?, "
+                    "last_message = ?, attempts = attempts + 1 WHERE seq = ?",
+                    (final, stamp, code, message, row["seq"]),
+                )
+                continue
+            attempts = row["attempts"] + 1
+            if attempts >= cfg.max_attempts:
+                report.dead += 1
+                conn.execute(
+                    "UPDATE outbox SET status = 'dead', attempts = ?, last_code = ?, "
+                    "last_message = ? WHERE seq = ?",
+                    (attempts, code, message, row["seq"]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_code = ?, "
+                    "last_message = ? WHERE seq = ?",
+                    (
+                        attempts,
+                        now + retry_delay(cfg.retry_schedule, attempts),
+                        code,
+                        message,
+                        row["seq"],
+                    ),
+                )
+    return report
+
+
+@dataclass
+class FlushSummary:
+    """The outcome of `flush`, as printed by `lineledger-edge sync`."""
+
+    batches: int = 0
+    sent: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+    error: dict[str, str] | None = None
+    outbox: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON summary."""
+        out: dict[str, Any] = {
+            "ok": self.error is None,
+            "batches": self.batches,
+            "sent": self.sent,
+            "results": dict(self.results),
+            "outbox": self.outbox,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def flush(agent: Agent) -> FlushSummary:
+    """Push until nothing is due or central refuses or cannot be reached."""
+    summary = FlushSummary()
+    try:
+        while True:
+            result = push_once(agent)
+            if result.sent == 0:
+                break
+            summary.batches += 1
+            summary.sent += result.sent
+            summary.results.update(result.results)
+    except (CentralUnreachable, CentralRefused) as exc:
+        summary.error = exc.to_dict()
+    summary.outbox = counts(agent)
+    return summary
+
+
+class SyncWorker:
+    """Push due events on a schedule, backing off while central is unreachable."""
+
+    def __init__(self, agent: Agent, rng: random.Random | None = None) -> None:
+        self.agent = agent
+        self.rng = rng or random.Random()
+        self.failures = 0
+        self.next_try = 0.0
+        self.last_error: dict[str, str] | None = None
+        self.last_success: float | None = None
+        self._lock = threading.Lock()
+
+    def backoff(self) -> float:
+        """Return the next reconnect delay: exponential, capped, with full jitter in [½, 1]."""
+        cfg = self.agent.config
+        ceiling = min(cfg.backoff_max, cfg.backoff_base * (2 ** min(self.failures, 30)))
+        return ceiling * self.rng.uniform(0.5, 1.0)
+
+    def run(self, now: float | None = None) -> PushResult | None:
+        """Push batches until nothing is due; skip while backing off. Thread-safe."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            now = time.time() if now is None else now
+            if now < self.next_try:
+                return None
+            total = PushResult()
+            while True:
+                try:
+                    result = push_once(self.agent, now)
+                except (CentralUnreachable, CentralRefused) as exc:
+                    self.failures += 1
+                    self.last_error = exc.to_dict()
+                    self.next_try = now + self.backoff()
+                    return total
+                self.failures = 0
+                self.last_error = None
+                self.last_success = now
+                if result.sent == 0:
+                    return total
+                total.sent += result.sent
+                total.results.update(result.results)
+                total.dead += result.dead
+                now = time.time()
+        finally:
+            self._lock.release()
+
+    def state(self) -> dict[str, Any]:
+        """Return the worker's view of central for the status page."""
+        return {
+            "failures": self.failures,
+            "next_try": self.next_try,
+            "last_error": self.last_error,
+            "last_success": self.last_success,
+        }
+
+
+def dead_letters(agent: Agent, limit: int = 50) -> list[dict[str, Any]]:
+    """Return the events that will not be delivered without help (dead or refused)."""
+    rows = agent.store.conn().execute(
+        "SELECT event_id, serial, type, status, attempts, last_code, last_message FROM outbox "
+        "WHERE status IN ('dead', 'rejected', 'quarantined') ORDER BY seq DESC LIMIT ?",
+        (limit,),
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,331 @@
+"""The print queue: labels waiting for a printer, sent in order, never lost or sent twice.
+
+A job goes queued → printing (claimed by one process) → sent, and its `printed` event is
+recorded in the same transaction that marks it sent. The printer's status is checked before
+every batch: a fault (paper out, head open, silent printer, unreachable) leaves the jobs
+queued and tells the operator, and printing resumes once the fault clears. A format the
+printer took before a fault appeared stays in its buffer and prints when the fault clears,
+so it is not sent again. A claim whose process died mid-send is put on hold for the operator:
+whether that label came out cannot be known, and a second label with the same serial would be
+worse than a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_agent.agent import Agent
+from edge_agent.errors import ERR_JOB_UNKNOWN, EdgeError
+from printers import (
+    LabelTemplate,
+    PrinterError,
+    PrinterStatus,
+    UnitLabel,
+    open_printer,
+    render_zpl,
+)
+from printers.base import PrinterTransport
+from printers.errors import ERR_PRINTER_IO, ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
+from protocol.events import Event
+from protocol.lifecycle import PRINTED, REPRINTED
+from protocol.timefmt import format_ts
+
+QUEUED = "queued"
+PRINTING = "printing"
+SENT = "sent"
+HELD = "held"
+_ERROR_STATES = {ERR_PRINTER_UNREACHABLE: "unreachable", ERR_PRINTER_NO_ANSWER: "no_answer"}
+
+
+@dataclass
+class PrintRound:
+    """What one run of the queue did for one printer."""
+
+    printer: str
+    sent: list[int] = field(default_factory=list)
+    state: str = "ready"
+    error: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the round as JSON."""
+        return {
+            "printer": self.printer,
+            "sent": len(self.sent),
+            "state": self.state,
+            "error": self.error,
+        }
+
+
+def printer_state(agent: Agent, url: str) -> dict[str, Any] | None:
+    """Return the last known state of a printer."""
+    value = agent.store.get_meta_json(f"printer:{url}")
+    return value if isinstance(value, dict) else None
+
+
+def job_counts(agent: Agent) -> dict[str, int]:
+    """Return print jobs per status."""
+    rows = agent.store.conn().execute(
+        "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
+    )
+    found = {r["status"]: r["n"] for r in rows}
+    return {s: found.get(s, 0) for s in (QUEUED, PRINTING, SENT, HELD)}
+
+
+class PrintQueue:
+    """Send one agent's queued labels to their printers."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._transports: dict[str, PrinterTransport] = {}
+
+    def close(self) -> None:
+        """Close printer connections."""
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
+
+    def _transport(self, url: str) -> PrinterTransport:
+        transport = self._transports.get(url)
+        if transport is None:
+            timeout = self.agent.config.printer_timeout
+            if url.startswith("tcp://"):
+                transport = open_printer(url, connect_timeout=timeout, status_timeout=timeout)
+            else:
+                transport = open_printer(url)
+            self._transports[url] = transport
+        return transport
+
+    def template(self) -> LabelTemplate:
+        """Return the label template central configured (or the default)."""
+        data = self.agent.store.get_meta_json("label_template")
+        return LabelTemplate.from_dict(data) if isinstance(data, dict) else LabelTemplate()
+
+    def label(self, serial: str) -> UnitLabel:
+        """Return what the label of an issued serial says."""
+        row = (
+            self.agent.store.conn()
+            .execute(
+                "SELECT s.serial, s.work_order, s.scope_key, w.product_name, w.sku "
+                "FROM serials s LEFT JOIN work_orders w ON w.number = s.work_order "
+                "WHERE s.serial = ?",
+                (serial,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise EdgeError(ERR_JOB_UNKNOWN, f"serial {serial} was not issued by this agent")
+        base = self.agent.store.get_meta("verify_base_url") or "http://localhost"
+        date = row["scope_key"].rsplit("-", 1)[-1]
+        return UnitLabel(
+            serial=row["serial"],
+            verify_url=f"{base}/v/{row['serial']}",
+            product_name=row["product_name"] or "",
+            sku=row["sku"] or "",
+            work_order=row["work_order"] or "",
+            prod_date=f"{date[:4]}-{date[4:6]}-{date[6:]}",
+        )
+
+    def _remember(
+        self, url: str, state: str, error: PrinterError | None, status: PrinterStatus | None = None
+    ) -> None:
+        value = {
+            "url": url,
+            "state": state,
+            "checked_at": format_ts(self.agent.now()),
+            "code": error.code if error else None,
+            "message": error.message if error else "ready",
+            "formats_in_buffer": status.formats_in_buffer if status else None,
+        }
+        with self.agent.store.write() as conn:
+            self.agent.store.set_meta(conn, f"printer:{url}", json.dumps(value))
+
+    def check(self, url: str) -> tuple[str, PrinterError | None]:
+        """Ask the printer how it is and remember the answer for the operator."""
+        try:
+            status = self._transport(url).query_status()
+        except PrinterError as exc:
+            state = _ERROR_STATES.get(exc.code, "error")
+            self._remember(url, state, exc)
+            return state, exc
+        error = status.error()
+        self._remember(url, status.state, error, status)
+        return status.state, error
+
+    def recover_stale(self, now: float | None = None) -> int:
+        """Put on hold the jobs whose sender stopped mid-send; return how many."""
+        now = time.time() if now is None else now
+        with self.agent.store.write() as conn:
+            cur = conn.execute(
+                "UPDATE print_jobs SET status = 'held', last_error = ? "
+                "WHERE status = 'printing' AND claimed_at < ?",
+                (
+                    "sending was interrupted; check whether the label came out, then confirm "
+                    "or release the job",
+                    now - self.agent.config.claim_stale_seconds,
+                ),
+            )
+            return cur.rowcount
+
+    def _claim(self, url: str, job_ids: list[int] | None, now: float) -> list[Any]:
+        only = ""
+        params: list[Any] = [self.owner, now, url, now]
+        if job_ids is not None:
+            only = f" AND id IN ({','.join('?' * len(job_ids))})"
+            params += job_ids
+        params.append(self.agent.config.print_batch)
+        with self.agent.store.write() as conn:
+            rows = conn.execute(
+                "UPDATE print_jobs SET status = 'printing', owner = ?, claimed_at = ? "
+                "WHERE id IN (SELECT id FROM print_jobs WHERE status = 'queued' AND "
+                f"printer_url = ? AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?) "
+                "RETURNING id, serial, kind",
+                params,
+            ).fetchall()
+        return sorted(rows, key=lambda r: r["id"])
+
+    def _release(
+        self, jobs: list[Any], error: PrinterError | None, failed: int | None, now: float
+    ) -> None:
+        with self.agent.store.write() as conn:
+            for job in jobs:
+                bump = job["id"] == failed
+                conn.execute(
+                    "UPDATE print_jobs SET status = 'queued', owner = NULL, claimed_at = NULL, "
+                    "attempts = attempts + ?, next_attempt_at = ?, last_error = ? "
+                    "WHERE id = ? AND owner = ?",
+                    (
+                        1 if bump else 0,
+                        now + self.agent.config.print_retry if bump else 0,
+                        f"{error.code}: {error.message}" if error else None,
+                        job["id"],
+                        self.owner,
+                    ),
+                )
+
+    def _mark_sent(self, job: Any, url: str) -> None:
+        now = self.agent.now()
+        stamp = format_ts(now)
+        kind = REPRINTED if job["kind"] == "reprint" else PRINTED
+        event = Event(
+            self.agent.new_event_id(),
+            kind,
+            job["serial"],
+            stamp,
+            data={"printer": url[:256], "job": job["id"]},
+        )
+        with self.agent.store.write() as conn:
+            conn.execute(
+                "UPDATE print_jobs SET status = 'sent', sent_at = ?, last_error = NULL "
+                "WHERE id = ?",
+                (stamp, job["id"]),
+            )
+            if kind == PRINTED:
+                conn.execute(
+                    "UPDATE serials SET state = 'printed' WHERE serial = ? AND state = 'issued'",
+                    (job["serial"],),
+                )
+            conn.execute(
+                "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+                "VALUES (?, ?, ?, ?, ?, 'pending')",
+                (event.event_id, job["serial"], kind, event.to_json(), stamp),
+            )
+
+    def run(self, url: str, job_ids: list[int] | None = None) -> PrintRound:
+        """Send queued labels for one printer until none is due or the printer has a fault."""
+        result = PrintRound(url)
+        template = self.template()
+        while True:
+            now = time.time()
+            state, error = self.check(url)
+            result.state = state
+            if error is not None:
+                result.error = error.to_dict()
+                return result
+            jobs = self._claim(url, job_ids, now)
+            if not jobs:
+                return result
+            for i, job in enumerate(jobs):
+                try:
+                    data = render_zpl(self.label(job["serial"]), template)
+                    self._transport(url).send(data, job_name=job["serial"])
+                except PrinterError as exc:
+                    # Unreachable or a broken-off write: the printer has no complete format.
+                    retryable = exc.code in (ERR_PRINTER_UNREACHABLE, ERR_PRINTER_IO)
+                    self._release(jobs[i:], exc, job["id"] if retryable else None, now)
+                    if not retryable:
+                        self._hold(job, exc)
+                    self.check(url)
+                    result.state = "error" if not retryable else "unreachable"
+                    result.error = exc.to_dict()
+                    return result
+                self._mark_sent(job, url)
+                result.sent.append(job["id"])
+
+    def _hold(self, job: Any, exc: PrinterError) -> None:
+        with self.agent.store.write() as conn:
+            conn.execute(
+                "UPDATE print_jobs SET status = 'held', last_error = ? WHERE id = ?",
+                (f"{exc.code}: {exc.message}", job["id"]),
+            )
+
+    def run_all(self) -> list[PrintRound]:
+        """Run the queue for every printer that has due jobs."""
+        self.recover_stale()
+        urls = [
+            r["printer_url"]
+            for r in self.agent.store.conn().execute(
+                "SELECT DISTINCT printer_url FROM print_jobs WHERE status = 'queued' "
+                "AND next_attempt_at <= ?",
+                (time.time(),),
+            )
+        ]
+        return [self.run(url) for url in urls]
+
+
+def release_job(agent: Agent, job_id: int) -> None:
+    """Queue a held job again (the operator saw that its label did not come out)."""
+    with agent.store.write() as conn:
+        cur = conn.execute(
+            "UPDATE print_jobs SET status = 'queued', next_attempt_at = 0, "
+            "owner = NULL, last_error = NULL WHERE id = ? AND status = 'held'",
+            (job_id,),
+        )
+        if cur.rowcount != 1:
+            raise EdgeError(ERR_JOB_UNKNOWN, f"no held print job {job_id}")
+
+
+def confirm_job(agent: Agent, job_id: int) -> None:
+    """Mark a held job sent (the operator saw its label come out) and record `printed`."""
+    row = (
+        agent.store.conn()
+        .execute(
+            "SELECT id, serial, kind, printer_url FROM print_jobs WHERE id = ? AND status = 'held'",
+            (job_id,),
+        )
+        .fetchone()
+    )
+    if row is None:
+        raise EdgeError(ERR_JOB_UNKNOWN, f"no held print job {job_id}")
+    queue = PrintQueue(agent)
+    queue._mark_sent(row, row["printer_url"])
+
+
+def list_jobs(agent: Agent, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Return print jobs, newest first."""
+    query = (
+        "SELECT id, serial, printer_url, kind, status, attempts, last_error, sent_at "
+        "FROM print_jobs"
+    )
+    params: list[Any] = []
+    if status:
+        query += " WHERE status = ?"
+        params.append(status)
+    query += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return [dict(r) for r in agent.store.conn().execute(query, params)]

@@ -1,0 +1,110 @@
+"""`lineledger-edge run`: the unattended service of a line PC.
+
+An APScheduler scheduler runs the outbox sync, the lease pool top-up, the print queue and the
+config refresh in the background; the operator page is served on a local port. Each job runs
+in at most one instance at a time and logs, rather than raises, what goes wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from edge_agent import pool
+from edge_agent.agent import Agent
+from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+from edge_agent.outbox import SyncWorker
+from edge_agent.printing import PrintQueue
+from edge_agent.status import build_status
+from edge_agent.web import create_operator_app
+
+log = logging.getLogger("lineledger.edge")
+
+
+class Service:
+    """The scheduler, the workers and the operator page of one agent."""
+
+    def __init__(self, agent: Agent, printer_url: str | None = None) -> None:
+        self.agent = agent
+        self.printer_url = printer_url or agent.config.printer_url or None
+        self.sync = SyncWorker(agent)
+        self.queue = PrintQueue(agent)
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC)
+        self.last_errors: dict[str, str] = {}
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self.operator_url = ""
+
+    def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+                self.last_errors.pop(name, None)
+            except (CentralUnreachable, CentralRefused, EdgeError) as exc:
+                self.last_errors[name] = f"{exc.code}: {exc.message}"
+                log.warning("%s: %s", name, exc)
+            except Exception:  # a job must never take the service down
+                log.exception("%s failed", name)
+                self.last_errors[name] = "internal error; see the log"
+
+        return run
+
+    def _pool(self) -> None:
+        report = pool.maintain(self.agent, self.agent.now())
+        for scope, granted in report.granted.items():
+            log.info("leased %d numbers of %s", granted, scope)
+
+    def status(self) -> dict[str, Any]:
+        """Return the status for the operator page (no blocking probes)."""
+        out = build_status(
+            self.agent, probe=False, sync_state=self.sync.state(), printer_url=self.printer_url
+        )
+        out["jobs_errors"] = dict(self.last_errors)
+        return out
+
+    def start(self) -> None:
+        """Start the scheduler and the operator page."""
+        from waitress import create_server
+
+        cfg = self.agent.config
+        now = dt.datetime.now(dt.UTC)
+        jobs: list[tuple[str, Callable[[], Any], float]] = [
+            ("sync", self.sync.run, cfg.sync_interval),
+            ("pool", self._pool, cfg.pool_interval),
+            ("print", self.queue.run_all, 1.0),
+            ("config", self.agent.refresh_config, cfg.config_interval),
+        ]
+        for name, fn, seconds in jobs:
+            self.scheduler.add_job(
+                self._job(name, fn),
+                "interval",
+                seconds=seconds,
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now,
+            )
+        self.scheduler.start()
+        app = create_operator_app(self.status)
+        self._server = create_server(
+            app, host=cfg.operator_host, port=cfg.operator_port, threads=4, ident="lineledger-edge"
+        )
+        self.operator_url = f"http://{cfg.operator_host}:{self._server.effective_port}/"
+        self._server_thread = threading.Thread(
+            target=self._server.run, name="operator-page", daemon=True
+        )
+        self._server_thread.start()
+
+    def stop(self) -> None:
+        """Stop the jobs (waiting for running ones), the page, and release resources."""
+        self.scheduler.shutdown(wait=True)
+        if self._server is not None:
+            self._server.close()
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=5)
+        self.queue.close()

@@ -1,0 +1,208 @@
+"""The agent's local store: one SQLite file in its home, WAL, `synchronous=FULL`.
+
+Every write is a `BEGIN IMMEDIATE` transaction, so claiming a number and recording its
+`issued` event either both happen or neither does, even if the process is killed or the
+power fails between them. Each thread gets its own connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+DB_NAME = "edge.db"
+
+_SCHEMA: dict[str, dict[str, Any]] = {
+    "meta": {"columns": {"key": str, "value": str}, "pk": "key"},
+    "work_orders": {
+        "columns": {
+            "number": str,
+            "sku": str,
+            "product_name": str,
+            "category": str,
+            "ptype": str,
+            "quantity": int,
+            "status": str,
+            "gtin": str,
+        },
+        "pk": "number",
+    },
+    "leases": {
+        "columns": {
+            "lease_id": str,
+            "scope_key": str,
+            "prod_date": str,
+            "first_seq": int,
+            "last_seq": int,
+            "next_seq": int,
+            "key_hex": str,
+            "key_version": int,
+            "expires_at": str,
+            "granted_at": str,
+            "status": str,
+            "returned_hw": int,
+        },
+        "pk": "lease_id",
+        "not_null": {"scope_key", "first_seq", "last_seq", "next_seq", "key_hex", "status"},
+    },
+    "lease_requests": {
+        "columns": {"request_id": str, "scope_key": str, "size": int, "created_at": str},
+        "pk": "request_id",
+    },
+    "serials": {
+        "columns": {
+            "serial": str,
+            "scope_key": str,
+            "seq": int,
+            "lease_id": str,
+            "work_order": str,
+            "issued_at": str,
+            "event_id": str,
+            "state": str,
+        },
+        "pk": "serial",
+    },
+    "outbox": {
+        "columns": {
+            "seq": int,
+            "event_id": str,
+            "serial": str,
+            "type": str,
+            "body": str,
+            "created_at": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_code": str,
+            "last_message": str,
+            "acked_at": str,
+        },
+        "pk": "seq",
+        "not_null": {"event_id", "serial", "type", "body", "status", "attempts", "next_attempt_at"},
+        "defaults": {"attempts": 0, "next_attempt_at": 0},
+    },
+    "print_jobs": {
+        "columns": {
+            "id": int,
+            "serial": str,
+            "printer_url": str,
+            "kind": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "claimed_at": float,
+            "owner": str,
+            "last_error": str,
+            "created_at": str,
+            "sent_at": str,
+        },
+        "pk": "id",
+        "not_null": {"serial", "printer_url", "status", "attempts", "next_attempt_at"},
+        "defaults": {"attempts": 0, "next_attempt_at": 0},
+    },
+}
+
+_INDEXES = [
+    ("leases", ["scope_key", "status", "first_seq"]),
+    ("outbox", ["status", "next_attempt_at", "seq"]),
+    ("outbox", ["serial", "seq"]),
+    ("print_jobs", ["status", "next_attempt_at", "id"]),
+]
+
+
+class EdgeStore:
+    """The agent's SQLite file, with one connection per thread."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.path = self.home / DB_NAME
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @property
+    def exists(self) -> bool:
+        """Tell whether the agent's database file is there."""
+        return self.path.exists()
+
+    def conn(self) -> sqlite3.Connection:
+        """Return this thread's connection, opening it on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            )
+            conn.row_factory = sqlite3.Row
+            if new:
+                os.chmod(self.path, 0o600)  # the file holds lease keys and the agent token
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """Run a `BEGIN IMMEDIATE` transaction; commit on success, roll back on error."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def init_schema(self) -> None:
+        """Create the tables and indexes (safe to run again)."""
+        db = sqlite_utils.Database(self.conn())
+        for name, spec in _SCHEMA.items():
+            db[name].create(  # type: ignore[union-attr]
+                spec["columns"],
+                pk=spec["pk"],
+                not_null=spec.get("not_null"),
+                defaults=spec.get("defaults"),
+                if_not_exists=True,
+            )
+        for table, columns in _INDEXES:
+            db[table].create_index(columns, if_not_exists=True)  # type: ignore[union-attr]
+        self.conn().execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox(event_id)")
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """Read one value of the meta table."""
+        row = self.conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row["value"])
+
+    def get_meta_json(self, key: str) -> Any:
+        """Read one JSON value of the meta table (None if absent)."""
+        value = self.get_meta(key)
+        return None if value is None else json.loads(value)
+
+    def set_meta(self, conn: sqlite3.Connection, key: str, value: str) -> None:
+        """Write one meta value inside the caller's transaction."""
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()

@@ -1,0 +1,187 @@
+import re
+
+import click
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from central import tables as T
+from central.cli import main
+from central.db import Store
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, path)
+        yield path
+
+
+@pytest.mark.parametrize("path", sorted(_commands(main)), ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    cmd = main
+    for name in path:
+        cmd = cmd.commands[name]
+    if not isinstance(cmd, click.Group):
+        assert "Example:" in result.output and "lineledger-central" in result.output
+
+
+@pytest.fixture
+def run(db_url, tmp_path):
+    runner = CliRunner()
+    env = {"LINELEDGER_CENTRAL_DB": db_url, "LINELEDGER_CENTRAL_HOME": str(tmp_path / "home")}
+
+    def invoke(*args):
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_setup_commands_against_the_database_in_the_environment(run, db_url):
+    assert "active key version 1" in run("init").output
+    assert run("init").exit_code == 0  # again: nothing breaks
+    assert (
+        run(
+            "tenant", "add", "--org", "ma01", "--name", "Maison", "--timezone", "Europe/Paris"
+        ).exit_code
+        == 0
+    )
+    assert (
+        run(
+            "product",
+            "add",
+            "--org",
+            "MA01",
+            "--sku",
+            "T1",
+            "--category",
+            "bag",
+            "--name",
+            "Tote",
+            "--gtin",
+            "4006381333931",
+        ).exit_code
+        == 0
+    )
+    assert (
+        run(
+            "work-order",
+            "add",
+            "--org",
+            "MA01",
+            "--number",
+            "WO-1",
+            "--sku",
+            "T1",
+            "--type",
+            "HAT",
+            "--quantity",
+            "10",
+        ).exit_code
+        == 0
+    )
+    out = run("agent", "enroll-code", "--org", "MA01", "--line", "L1").output
+    code = out.split()[-1]
+    assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}", code)
+    assert "new leases use key version 2" in run("keys", "rotate").output
+    assert (
+        run(
+            "tenant",
+            "flag",
+            "--org",
+            "MA01",
+            "--key",
+            "FF_VERIFY_PUBLIC_MODE",
+            "--value",
+            "standard",
+        ).exit_code
+        == 0
+    )
+    listing = run("keys", "list").output.splitlines()
+    assert len(listing) == 2 and listing[1].endswith("active")
+    assert "MA01\tMaison\tEurope/Paris" in run("tenant", "list").output
+    store = Store(db_url)
+    try:
+        with store.read() as conn:
+            product = conn.execute(sa.select(T.products)).one()
+            assert (product.category, product.gtin) == ("BAG", "04006381333931")
+            code_row = conn.execute(sa.select(T.enrollment_codes)).one()
+            assert code not in code_row.code_hash  # only the hash is stored
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (("tenant", "add", "--org", "M", "--name", "x"), "ERR_INVALID"),
+        (
+            ("tenant", "add", "--org", "MA01", "--name", "x", "--timezone", "Mars/Base"),
+            "ERR_INVALID",
+        ),
+        (
+            ("product", "add", "--org", "NOPE", "--sku", "S", "--category", "BAG", "--name", "x"),
+            "ERR_TENANT_UNKNOWN",
+        ),
+        (
+            (
+                "product",
+                "add",
+                "--org",
+                "MA01",
+                "--sku",
+                "S",
+                "--category",
+                "BAG",
+                "--name",
+                "x",
+                "--gtin",
+                "4006381333932",
+            ),
+            "ERR_GTIN",
+        ),
+        (
+            (
+                "work-order",
+                "add",
+                "--org",
+                "MA01",
+                "--number",
+                "W",
+                "--sku",
+                "NOPE",
+                "--type",
+                "OEM",
+                "--quantity",
+                "1",
+            ),
+            "ERR_PRODUCT_UNKNOWN",
+        ),
+        (
+            ("tenant", "flag", "--org", "MA01", "--key", "FF_VERIFY_PUBLIC_MODE", "--value", "all"),
+            "ERR_INVALID",
+        ),
+    ],
+)
+def test_bad_input_gets_a_one_line_error_with_a_code(run, args, code):
+    run("init")
+    run("tenant", "add", "--org", "MA01", "--name", "Maison")
+    result = run(*args)
+    assert result.exit_code == 1
+    assert f"Error: {code}:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_commands_before_init_say_what_to_do(run):
+    result = run("tenant", "list")
+    assert result.exit_code == 1 and "ERR_NOT_INITIALISED" in result.output
+
+
+def test_a_keyring_that_does_not_match_is_refused(run, tmp_path):
+    run("init")
+    (tmp_path / "home" / "master_keys.json").write_text('{"versions": {"1": "' + "ab" * 32 + '"}}')
+    result = run("keys", "rotate")
+    assert result.exit_code == 1 and "ERR_KEYRING" in result.output
