@@ -34,6 +34,7 @@ from edge_agent.issuing import Issuer
 from edge_agent.printing import PrintQueue, confirm_job, list_jobs, release_job
 from edge_agent.status import build_status
 from printers import PrinterError
+from printers.urls import parse_printer_url
 from protocol.errors import ProtocolError
 from protocol.messages import EnrollRequest
 
@@ -191,6 +192,8 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
     printer_url = (printer or agent.config.printer_url) if do_print else None
     if do_print and not printer_url:
         raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
+    if printer_url:
+        parse_printer_url(printer_url)  # refuse a bad URL before any number is used
     try:
         agent.work_order(work_order)
     except EdgeError:
@@ -269,6 +272,8 @@ def run(ctx: _Ctx, printer: str | None, host: str | None, port: int | None) -> N
         overrides["operator_host"] = host
     if port is not None:
         overrides["operator_port"] = port
+    if printer:
+        parse_printer_url(printer)
     agent = Agent(load_config(ctx.home, overrides))
     agent.identity()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

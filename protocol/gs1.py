@@ -33,7 +33,9 @@ def sscc(extension: int, company_prefix: str, serial_reference: int) -> str:
     """Build an 18-digit SSCC from extension digit, company prefix and serial reference."""
     if not 0 <= extension <= 9:
         raise ProtocolError(ERR_SSCC, "the extension digit is 0-9")
-    if not (company_prefix.isascii() and company_prefix.isdigit() and 6 <= len(company_prefix) <= 12):
+    if not (
+        company_prefix.isascii() and company_prefix.isdigit() and 6 <= len(company_prefix) <= 12
+    ):
         raise ProtocolError(ERR_SSCC, "a GS1 company prefix has 6-12 digits")
     width = 16 - len(company_prefix)
     if not 0 <= serial_reference < 10**width:

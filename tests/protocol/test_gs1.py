@@ -18,8 +18,18 @@ def test_known_gtins():
     assert normalise_gtin(" 00012345600012 ") == "00012345600012"
 
 
-@pytest.mark.parametrize("text", ["4006381333932", "123", "40063813339311111", "400638133393A",
-                                  "４００６３８１３３３９３１", None, 4006381333931])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4006381333932",
+        "123",
+        "40063813339311111",
+        "400638133393A",
+        "４００６３８１３３３９３１",
+        None,
+        4006381333931,
+    ],
+)
 def test_bad_gtins(text):
     with pytest.raises(ProtocolError) as exc:
         normalise_gtin(text)

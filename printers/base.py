@@ -1,0 +1,64 @@
+"""The interface every printer back end implements, and what its errors promise.
+
+Delivery contract of `PrinterTransport.send(data, job_name)`:
+
+- Returning normally means the back end has accepted the whole format: a file back end has
+  it durably in the spool directory; the TCP back end has handed every byte to a connection
+  that showed no error. TCP cannot prove the printer read the bytes; a caller that must know
+  asks `query_status()` next, because a printer answers `~HS` only after reading everything
+  sent before it on the same connection.
+- `PrinterError` with code `ERR_PRINTER_UNREACHABLE` means nothing of this format was
+  written: sending it again cannot print it twice.
+- `PrinterError` with code `ERR_PRINTER_IO` means the write broke off part way. The back end
+  closes the connection, and a printer discards a `^XA...^XZ` format cut short by a closed
+  connection, so sending it again is also safe.
+- No other error leaves `send`.
+
+`query_status()` returns the printer's `PrinterStatus` or raises `PrinterError`: unreachable,
+`ERR_PRINTER_NO_ANSWER` when the printer stays silent (a fault in itself), `ERR_PRINTER_STATUS`
+when the answer is garbage, `ERR_PRINTER_IO` when the connection breaks.
+
+A transport keeps one connection open between calls, because connecting per label costs more
+than printing it, and reconnects lazily when the printer dropped it. A transport object may be
+shared between threads: calls are serialised.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import Self
+
+from printers.status import PrinterStatus
+
+
+class PrinterTransport(abc.ABC):
+    """A way to get ZPL formats to one printer and to ask it how it is."""
+
+    url: str
+
+    @abc.abstractmethod
+    def send(self, data: bytes, job_name: str) -> None:
+        """Deliver one complete format; `job_name` names the spool file where there is one."""
+
+    @abc.abstractmethod
+    def query_status(self) -> PrinterStatus:
+        """Return the printer's current status, or raise PrinterError saying why not."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection, if any; a later call opens a new one."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

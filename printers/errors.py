@@ -1,0 +1,57 @@
+"""Errors raised by label printing, each with a stable code and a message an operator can act on.
+
+Codes are part of the interface: the edge agent shows the message on the operator page and
+decides from the code whether a label may be sent again. The delivery meaning of the transport
+codes is written down in `printers.base`.
+"""
+
+from __future__ import annotations
+
+# The printer URL in the configuration is malformed or names an unsupported back end.
+ERR_PRINTER_URL = "ERR_PRINTER_URL"
+# No connection could be made (refused, timed out, unresolvable): nothing was written.
+ERR_PRINTER_UNREACHABLE = "ERR_PRINTER_UNREACHABLE"
+# Connected, but the printer stayed silent to ~HS; Zebra printers do that with media out or
+# the head open, so it is treated as a fault, not as a slow network.
+ERR_PRINTER_NO_ANSWER = "ERR_PRINTER_NO_ANSWER"
+# Faults the printer reported itself in its ~HS answer.
+ERR_PRINTER_PAPER_OUT = "ERR_PRINTER_PAPER_OUT"
+ERR_PRINTER_HEAD_OPEN = "ERR_PRINTER_HEAD_OPEN"
+ERR_PRINTER_PAUSED = "ERR_PRINTER_PAUSED"
+ERR_PRINTER_RIBBON_OUT = "ERR_PRINTER_RIBBON_OUT"
+ERR_PRINTER_BUFFER_FULL = "ERR_PRINTER_BUFFER_FULL"
+# The printer answered ~HS with something that is not a host status.
+ERR_PRINTER_STATUS = "ERR_PRINTER_STATUS"
+# A write broke off, the connection was reset, or the spool file system failed.
+ERR_PRINTER_IO = "ERR_PRINTER_IO"
+# A label template has a wrong type or an out-of-range value.
+ERR_LABEL_TEMPLATE = "ERR_LABEL_TEMPLATE"
+# The data for one label cannot be printed faithfully (serial or verify URL unusable).
+ERR_LABEL_DATA = "ERR_LABEL_DATA"
+
+
+class PrinterError(Exception):
+    """A printer, transport or label problem; `code` says which, `message` says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the error as the body of the one JSON error shape."""
+        return {"code": self.code, "message": self.message}
+
+
+class TemplateError(PrinterError, ValueError):
+    """A label template setting has the wrong type or is out of range."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ERR_LABEL_TEMPLATE, message)
+
+
+class LabelError(PrinterError, ValueError):
+    """The data of one label cannot be printed as given."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ERR_LABEL_DATA, message)

@@ -1,0 +1,445 @@
+"""A ZPL label printer on a real TCP socket, for tests, demos and line trials without hardware.
+
+It speaks the part of ZPL that LineLedger relies on: complete `^XA...^XZ` formats print (or
+wait in the receive buffer while a fault is set) and `~HS` is answered with a host status
+that shows the fault, except in the "no_answer" fault, where it stays silent the way a real
+Zebra does with its media out. One thread serves all connections with a selector. Input is
+scanned incrementally, so a format split at any byte prints exactly once; a format cut short
+by a disconnect is discarded, like a real printer does. Sizes are capped so a hostile client
+cannot exhaust memory.
+
+Run it on its own with `python -m printers.simulator --port 0 --record-dir DIR`: it prints
+one line `listening tcp://HOST:PORT` and serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import queue
+import re
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Self
+
+from printers.filespool import FilePrinter
+from printers.status import MAX_FORMATS, PrinterStatus, format_host_status
+from printers.tcp import HOST_STATUS_REQUEST, tcp_url
+
+FAULTS = ("paper_out", "head_open", "paused", "ribbon_out", "no_answer")
+FORMAT_START = b"^XA"
+FORMAT_END = b"^XZ"
+MAX_FORMAT_BYTES = 1 << 20
+MAX_PENDING_REPLY = 64 * 1024
+MAX_CONNECTIONS = 64
+_RECORDED = re.compile(r"([0-9]{6})\.zpl")
+# Work for the serving thread, and the event it sets when the work is done.
+_Call = tuple[Callable[[], None], threading.Event]
+
+
+class FormatTooLarge(ValueError):
+    """A client sent more than the format size cap without ending the format."""
+
+
+class FormatScanner:
+    """Split a ZPL byte stream into complete formats and `~HS` requests, however it is chunked."""
+
+    def __init__(self, max_format_bytes: int = MAX_FORMAT_BYTES) -> None:
+        self._limit = max_format_bytes
+        self._buffer = bytearray()
+        self._in_format = False
+        # Where the search for ^XZ resumes, so a long format is not rescanned per chunk.
+        self._searched = 0
+
+    @property
+    def in_format(self) -> bool:
+        """Return True while a format has started but not ended."""
+        return self._in_format
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Return the formats and `~HS` requests (as b"~HS") that `data` completes, in order."""
+        self._buffer += data
+        found: list[bytes] = []
+        while True:
+            if self._in_format:
+                end = self._buffer.find(FORMAT_END, self._searched)
+                if end < 0:
+                    if len(self._buffer) > self._limit:
+                        raise FormatTooLarge(f"no {FORMAT_END!r} in {self._limit} bytes")
+                    # The last two bytes may be the start of a ^XZ split across chunks.
+                    self._searched = max(len(self._buffer) - 2, 0)
+                    return found
+                end += len(FORMAT_END)
+                found.append(bytes(self._buffer[:end]))
+                del self._buffer[:end]
+                self._in_format = False
+                continue
+            start = self._buffer.find(FORMAT_START)
+            request = self._buffer.find(HOST_STATUS_REQUEST)
+            if request >= 0 and (start < 0 or request < start):
+                found.append(HOST_STATUS_REQUEST)
+                del self._buffer[: request + len(HOST_STATUS_REQUEST)]
+            elif start >= 0:
+                del self._buffer[:start]
+                self._in_format = True
+                self._searched = len(FORMAT_START)
+            else:
+                # Bytes between formats mean nothing, but the last two may start a command.
+                del self._buffer[:-2]
+                return found
+
+
+class _Connection:
+    """One client connection: its socket, its scanner and the reply bytes not yet sent."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.scanner = FormatScanner()
+        self.reply = bytearray()
+        self.open = True
+
+
+class PrinterSimulator:
+    """A printer that listens on TCP, prints into memory (and a directory) and can be faulted."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, record_dir: Path | None = None
+    ) -> None:
+        self._address = (host, port)
+        self._recorder = FilePrinter(record_dir) if record_dir is not None else None
+        self._lock = threading.Lock()
+        self._printed: list[bytes] = []
+        self._buffered: list[bytes] = []
+        self._fault: str | None = None
+        self._discarded = 0
+        self._accepted = 0
+        self._next_record = 1
+        self._selector: selectors.BaseSelector | None = None
+        self._listener: socket.socket | None = None
+        self._connections: list[_Connection] = []
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._wake_reader: socket.socket | None = None
+        self._wake_writer: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind the port and serve in a daemon thread; return self."""
+        if self._thread is not None:
+            return self
+        if self._recorder is not None:
+            self._recorder.directory.mkdir(parents=True, exist_ok=True)
+            numbers = [
+                int(match[1])
+                for path in self._recorder.directory.iterdir()
+                if (match := _RECORDED.fullmatch(path.name))
+            ]
+            self._next_record = max(numbers, default=0) + 1
+        self._selector = selectors.DefaultSelector()
+        try:
+            self._open_listener()
+        except OSError:
+            self._selector.close()
+            self._selector = None
+            raise
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ, self._run_calls)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="printer-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every socket; incomplete formats are discarded."""
+        if self._thread is None:
+            return
+        try:
+            self._in_loop(self._shut_down)
+        except RuntimeError:
+            self._shut_down()  # the serving thread is gone, so closing from here is safe
+        self._thread.join()
+        self._thread = None
+        for sock in (self._wake_reader, self._wake_writer):
+            if sock is not None:
+                sock.close()
+        if self._selector is not None:
+            self._selector.close()
+        self._wake_reader = self._wake_writer = self._selector = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- what a test sees and does ----------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Return the (host, port) the simulator listens on."""
+        return self._address
+
+    @property
+    def url(self) -> str:
+        """Return the printer URL of the simulator, e.g. tcp://127.0.0.1:9100."""
+        return tcp_url(*self._address)
+
+    @property
+    def printed(self) -> list[bytes]:
+        """Return the formats printed so far, in print order."""
+        with self._lock:
+            return list(self._printed)
+
+    @property
+    def buffered(self) -> list[bytes]:
+        """Return the formats held in the receive buffer while a fault is set."""
+        with self._lock:
+            return list(self._buffered)
+
+    @property
+    def discarded(self) -> int:
+        """Return how many formats were dropped incomplete (disconnect or size cap)."""
+        with self._lock:
+            return self._discarded
+
+    @property
+    def accepted(self) -> int:
+        """Return how many client connections were accepted since start."""
+        with self._lock:
+            return self._accepted
+
+    @property
+    def open_connections(self) -> int:
+        """Return how many client connections are open now."""
+        with self._lock:
+            return len(self._connections)
+
+    def set_fault(self, kind: str | None) -> None:
+        """Set a fault (one of FAULTS) or clear it with None, printing what was buffered."""
+        if kind is not None and kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}: use one of {', '.join(FAULTS)} or None")
+        with self._lock:
+            self._fault = kind
+            if kind is None:
+                for held in self._buffered:
+                    self._print(held)
+                self._buffered.clear()
+
+    def refuse_connections(self, flag: bool) -> None:
+        """Close (True) or reopen (False) the listening socket; open connections stay open."""
+        if self._thread is None:
+            raise RuntimeError("start the simulator first")
+        self._in_loop(self._close_listener if flag else self._open_listener)
+
+    def drop_connections(self) -> None:
+        """Close every client connection, as a printer that is switched off and on."""
+        if self._thread is None:
+            raise RuntimeError("start the simulator first")
+        self._in_loop(self._close_all_connections)
+
+    # -- printing ---------------------------------------------------------------------------
+
+    def _print(self, zpl: bytes) -> None:
+        """Print one format; the caller holds the lock."""
+        self._printed.append(zpl)
+        if self._recorder is not None:
+            self._recorder.send(zpl, f"{self._next_record:06d}")
+            self._next_record += 1
+
+    def _receive(self, zpl: bytes) -> None:
+        with self._lock:
+            if self._fault is None:
+                self._print(zpl)
+            else:
+                self._buffered.append(zpl)
+
+    def _status_reply(self) -> bytes:
+        with self._lock:
+            fault = self._fault
+            held = len(self._buffered)
+        if fault == "no_answer":
+            return b""
+        return format_host_status(
+            PrinterStatus(
+                paper_out=fault == "paper_out",
+                paused=fault == "paused",
+                head_open=fault == "head_open",
+                ribbon_out=fault == "ribbon_out",
+                formats_in_buffer=min(held, MAX_FORMATS),
+            )
+        )
+
+    # -- the serving thread -----------------------------------------------------------------
+
+    def _in_loop(self, call: Callable[[], None]) -> None:
+        """Run `call` on the serving thread and wait for it, since it owns the sockets."""
+        assert self._wake_writer is not None and self._thread is not None
+        done = threading.Event()
+        self._calls.put((call, done))
+        self._wake_writer.send(b"\0")
+        while not done.wait(0.1):
+            # A bug that kills the serving thread must fail the caller, not hang it.
+            if not self._thread.is_alive():
+                raise RuntimeError("the printer simulator thread has stopped")
+
+    def _run_calls(self, _events: int) -> None:
+        assert self._wake_reader is not None
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        while not self._calls.empty():
+            call, done = self._calls.get()
+            try:
+                call()
+            finally:
+                done.set()
+
+    def _serve(self) -> None:
+        assert self._selector is not None
+        while not self._stopping:
+            for key, events in self._selector.select():
+                key.data(events)
+                if self._stopping:
+                    break
+
+    def _shut_down(self) -> None:
+        self._stopping = True
+        self._close_listener()
+        self._close_all_connections()
+
+    def _open_listener(self) -> None:
+        if self._listener is not None:
+            return
+        assert self._selector is not None
+        host, port = self._address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # create_server sets SO_REUSEADDR, so the same port can be bound again after refusing.
+        listener = socket.create_server((host, port), family=family)
+        listener.setblocking(False)
+        self._address = (host, listener.getsockname()[1])
+        self._selector.register(listener, selectors.EVENT_READ, self._accept)
+        self._listener = listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            assert self._selector is not None
+            self._selector.unregister(self._listener)
+            self._listener.close()
+            self._listener = None
+
+    def _accept(self, _events: int) -> None:
+        assert self._listener is not None and self._selector is not None
+        try:
+            sock, _peer = self._listener.accept()
+        except OSError:
+            return  # the client gave up already, or we are out of descriptors for now
+        if len(self._connections) >= MAX_CONNECTIONS:
+            sock.close()
+            return
+        sock.setblocking(False)
+        connection = _Connection(sock)
+        with self._lock:
+            self._accepted += 1
+            self._connections.append(connection)
+        self._selector.register(
+            sock, selectors.EVENT_READ, functools.partial(self._service, connection)
+        )
+
+    def _service(self, connection: _Connection, events: int) -> None:
+        if not connection.open:
+            return
+        try:
+            if events & selectors.EVENT_READ:
+                data = connection.sock.recv(65536)
+                if not data:
+                    self._close(connection)
+                    return
+                for item in connection.scanner.feed(data):
+                    if item == HOST_STATUS_REQUEST:
+                        connection.reply += self._status_reply()
+                    else:
+                        self._receive(item)
+            self._flush(connection)
+        except (OSError, FormatTooLarge):
+            self._close(connection)
+
+    def _flush(self, connection: _Connection) -> None:
+        """Send what fits of the pending reply; watch for writability while some is left."""
+        assert self._selector is not None
+        if connection.reply:
+            try:
+                sent = connection.sock.send(connection.reply)
+            except BlockingIOError:
+                sent = 0
+            del connection.reply[:sent]
+        if len(connection.reply) > MAX_PENDING_REPLY:
+            raise OSError("the client asks for status but does not read the answers")
+        key = self._selector.get_key(connection.sock)
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if connection.reply else 0)
+        if key.events != wanted:
+            self._selector.modify(connection.sock, wanted, key.data)
+
+    def _close(self, connection: _Connection) -> None:
+        assert self._selector is not None
+        connection.open = False
+        self._selector.unregister(connection.sock)
+        connection.sock.close()
+        with self._lock:
+            self._connections.remove(connection)
+            if connection.scanner.in_format:
+                self._discarded += 1
+
+    def _close_all_connections(self) -> None:
+        for connection in list(self._connections):
+            self._close(connection)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a simulator until SIGTERM or SIGINT; print its URL as the first line of output."""
+    parser = argparse.ArgumentParser(
+        prog="python -m printers.simulator",
+        description="Serve a simulated ZPL label printer on TCP.",
+        epilog="example: python -m printers.simulator --port 9100 --record-dir /tmp/labels",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=9100, help="port to listen on, 0 for any")
+    parser.add_argument("--record-dir", type=Path, help="write each printed format here")
+    parser.add_argument("--fault", choices=FAULTS, help="start with this fault set")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    with PrinterSimulator(args.host, args.port, record_dir=args.record_dir) as simulator:
+        simulator.set_fault(args.fault)
+        sys.stdout.write(f"listening {simulator.url}\n")
+        sys.stdout.flush()
+        try:
+            while True:
+                time.sleep(3600)
+        except SystemExit:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

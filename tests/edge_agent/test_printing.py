@@ -1,0 +1,150 @@
+"""The print queue against the printer simulator on a real socket."""
+
+import time
+
+import pytest
+
+from edge_agent.issuing import Issuer
+from edge_agent.printing import PrintQueue, confirm_job, job_counts, list_jobs, release_job
+from printers.simulator import PrinterSimulator
+from printers.zpl import extract_fields
+
+
+@pytest.fixture
+def printer():
+    with PrinterSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def line(agents):
+    agent = agents.enroll(printer_timeout=0.5, print_batch=5, print_retry=0.2)
+    queue = PrintQueue(agent)
+    yield agent, queue
+    queue.close()
+
+
+def issue(agent, url, n):
+    issuer = Issuer(agent)
+    return [issuer.issue("WO-HAT-1", printer_url=url) for _ in range(n)]
+
+
+def serials_printed(sim):
+    return [next(f for f in extract_fields(z) if f.startswith("MA01-")) for z in sim.printed]
+
+
+def outbox_types(agent):
+    return [r["type"] for r in agent.store.conn().execute("SELECT type FROM outbox ORDER BY seq")]
+
+
+def test_labels_print_in_order_and_record_printed_events(line, printer):
+    agent, queue = line
+    issued = issue(agent, printer.url, 12)
+    result = queue.run(printer.url)
+    assert result.state == "ready" and len(result.sent) == 12
+    assert serials_printed(printer) == [i.serial for i in issued]
+    fields = extract_fields(printer.printed[0])
+    assert f"{agent.identity().verify_base_url}/v/{issued[0].serial}" in " ".join(fields)
+    assert outbox_types(agent).count("printed") == 12
+    states = {r["state"] for r in agent.store.conn().execute("SELECT state FROM serials")}
+    assert states == {"printed"}
+
+
+@pytest.mark.parametrize("fault", ["paper_out", "head_open", "paused", "no_answer"])
+def test_a_fault_pauses_the_queue_and_nothing_is_lost_or_doubled(line, printer, fault):
+    agent, queue = line
+    issued = issue(agent, printer.url, 8)
+    printer.set_fault(fault)
+    result = queue.run(printer.url)
+    assert result.sent == [] and result.state == fault
+    assert result.error["code"].startswith("ERR_PRINTER_")
+    assert job_counts(agent)["queued"] == 8 and printer.printed == []
+    state = agent.store.get_meta_json(f"printer:{printer.url}")
+    assert state["state"] == fault and state["message"]
+    printer.set_fault(None)
+    result = queue.run(printer.url)
+    assert len(result.sent) == 8
+    assert serials_printed(printer) == [i.serial for i in issued]
+    assert job_counts(agent)["sent"] == 8 and outbox_types(agent).count("printed") == 8
+
+
+def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printer):
+    """Formats sent before the fault sit in the printer's buffer and print when it clears."""
+    agent, queue = line
+    issued = issue(agent, printer.url, 12)
+    # Let the first batch of 5 through, then open the head before the next status check.
+    orig_mark = queue._mark_sent
+    sent = []
+
+    def mark_and_fault(job, url):
+        orig_mark(job, url)
+        sent.append(job["id"])
+        if len(sent) == 5:
+            printer.set_fault("head_open")
+
+    queue._mark_sent = mark_and_fault  # observe the run; the fault itself is real
+    result = queue.run(printer.url)
+    assert len(result.sent) == 5 and result.state == "head_open"
+    printer.set_fault(None)
+    queue._mark_sent = orig_mark
+    assert len(queue.run(printer.url).sent) == 7
+    assert serials_printed(printer) == [i.serial for i in issued]
+
+
+def test_an_unreachable_printer_keeps_jobs_queued_and_retries(line, printer):
+    agent, queue = line
+    issued = issue(agent, printer.url, 3)
+    printer.refuse_connections(True)
+    queue.close()
+    result = queue.run(printer.url)
+    assert result.state == "unreachable" and result.sent == []
+    assert job_counts(agent)["queued"] == 3
+    printer.refuse_connections(False)
+    deadline = time.time() + 10
+    while job_counts(agent)["sent"] < 3 and time.time() < deadline:
+        queue.run(printer.url)
+        time.sleep(0.05)
+    assert serials_printed(printer) == [i.serial for i in issued]
+
+
+def test_an_interrupted_claim_is_held_for_the_operator(line, printer):
+    agent, queue = line
+    issued = issue(agent, printer.url, 2)
+    with agent.store.write() as conn:  # a process that died while sending job 1
+        conn.execute(
+            "UPDATE print_jobs SET status = 'printing', owner = 'gone:1', "
+            "claimed_at = ? WHERE id = ?",
+            (time.time() - 3600, issued[0].print_job),
+        )
+    assert queue.recover_stale() == 1
+    queue.run(printer.url)
+    assert serials_printed(printer) == [issued[1].serial]
+    [held] = list_jobs(agent, "held")
+    assert held["id"] == issued[0].print_job and "interrupted" in held["last_error"]
+    release_job(agent, held["id"])  # the operator saw no label: print it
+    queue.run(printer.url)
+    assert serials_printed(printer) == [issued[1].serial, issued[0].serial]
+
+
+def test_confirming_a_held_job_records_it_printed(line, printer):
+    agent, queue = line
+    [issued] = issue(agent, printer.url, 1)
+    with agent.store.write() as conn:
+        conn.execute("UPDATE print_jobs SET status = 'held'")
+    confirm_job(agent, issued.print_job)
+    assert job_counts(agent)["sent"] == 1 and outbox_types(agent) == ["issued", "printed"]
+    from edge_agent.errors import EdgeError
+
+    with pytest.raises(EdgeError):
+        confirm_job(agent, issued.print_job)
+    with pytest.raises(EdgeError):
+        release_job(agent, 999)
+
+
+def test_file_spool_printer(line, tmp_path):
+    agent, queue = line
+    url = f"file://{tmp_path / 'labels'}"
+    issued = issue(agent, url, 3)
+    assert len(queue.run(url).sent) == 3
+    files = sorted(p.name for p in (tmp_path / "labels").iterdir())
+    assert files == sorted(f"{i.serial}.zpl" for i in issued)

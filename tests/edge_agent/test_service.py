@@ -1,0 +1,99 @@
+"""The unattended service: scheduler jobs and the operator page, on real sockets."""
+
+import json
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+
+from edge_agent import outbox
+from edge_agent.issuing import Issuer
+from edge_agent.printing import job_counts
+from edge_agent.service import Service
+from printers.simulator import PrinterSimulator
+from tests.procs import wait_for
+
+
+@pytest.fixture
+def service(agents):
+    agent = agents.enroll(
+        operator_port=0, sync_interval=0.2, pool_interval=0.5, printer_timeout=0.5
+    )
+    with PrinterSimulator() as sim:
+        svc = Service(agent, sim.url)
+        svc.start()
+        try:
+            yield svc, agent, sim
+        finally:
+            svc.stop()
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_the_service_syncs_prints_and_tops_up_by_itself(service):
+    svc, agent, sim = service
+    issuer = Issuer(agent)
+    issued = [issuer.issue("WO-HAT-1", printer_url=sim.url) for _ in range(150)]
+    wait_for(lambda: job_counts(agent)["sent"] == 150)
+    wait_for(lambda: outbox.counts(agent)["pending"] == 0 and outbox.counts(agent)["done"] == 300)
+    assert len(sim.printed) == 150
+    # 150 of 200 used: below the low-water mark, so the pool job leased more
+    wait_for(lambda: svc.status()["pool"][issued[0].scope]["remaining"] >= 200)
+    status = get_json(svc.operator_url + "status.json")
+    assert status["printer"]["state"] == "ready" and status["central"]["reachable"] is True
+    assert status["outbox"]["pending"] == 0
+
+
+def test_operator_page_shows_a_printer_fault(service):
+    svc, agent, sim = service
+    sim.set_fault("paper_out")
+    Issuer(agent).issue("WO-HAT-1", printer_url=sim.url)
+    wait_for(lambda: get_json(svc.operator_url + "status.json")["printer"]["state"] == "paper_out")
+    with urllib.request.urlopen(svc.operator_url, timeout=10) as resp:
+        page = resp.read().decode()
+    assert "paper_out" in page and "out of labels" in page
+    sim.set_fault(None)
+    wait_for(lambda: job_counts(agent)["sent"] == 1)
+
+
+@pytest.mark.browser
+def test_operator_page_in_a_real_browser(service, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail(
+            "headless Chromium is needed (apt-get install chromium); bash .ci/run installs it",
+            pytrace=False,
+        )
+    svc, agent, sim = service
+    sim.set_fault("head_open")
+    Issuer(agent).issue("WO-HAT-1", printer_url=sim.url)
+    wait_for(lambda: svc.status()["printer"]["state"] == "head_open")
+    out = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            svc.operator_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    dom = out.stdout
+    assert 'id="printer-state">head_open<' in dom
+    assert 'id="central-state">online<' in dom
+    assert "MA01-HAT-BAG-" in dom  # the pool table, rebuilt by the page's script
