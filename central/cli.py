@@ -149,6 +149,30 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int) -> None:
         click.echo("lineledger-central stopped")
 
 
+@main.command(epilog=_example("lineledger-central stats"))
+@pass_ctx
+@_friendly
+def stats(ctx: _Ctx) -> None:
+    """Print registry counts as JSON: serials by state, events, quarantine, leases."""
+    import json
+
+    def grouped(conn: Any, column: Any, *where: Any) -> dict[str, int]:
+        rows = conn.execute(sa.select(column, sa.func.count()).where(*where).group_by(column))
+        return {str(k): int(n) for k, n in rows}
+
+    with ctx.store.read() as conn:
+        body = {
+            "serials": grouped(conn, T.registry.c.state),
+            "events": grouped(conn, T.events.c.outcome),
+            "quarantine_open": grouped(
+                conn, T.quarantine.c.reason, T.quarantine.c.resolved_at.is_(None)
+            ),
+            "leases": grouped(conn, T.leases.c.status),
+            "agents": grouped(conn, T.agents.c.status),
+        }
+    click.echo(json.dumps(body, sort_keys=True))
+
+
 @main.group()
 def tenant() -> None:
     """Manage tenants (companies)."""

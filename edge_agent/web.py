@@ -1,16 +1,61 @@
-"""The operator page: a small local web page showing what `lineledger-edge status` shows."""
+"""The operator page: a small local web page showing what `lineledger-edge status` shows,
+plus `/metrics` for Prometheus with the reference's outbox gauges."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _StatusGauges(Collector):
+    """Turn the agent's status into gauges at scrape time."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self.status()
+        box = s.get("outbox", {})
+        for name, key, doc in (
+            ("link_outbox_pending_count", "pending", "Outbox events waiting for delivery"),
+            ("link_outbox_dead_count", "dead", "Outbox events that went dead after retries"),
+            ("link_outbox_refused_count", "rejected", "Outbox events central rejected"),
+        ):
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], box.get(key, 0))
+            yield g
+        age = GaugeMetricFamily("outbox_pending_age_seconds", "Age of the oldest pending event")
+        age.add_metric([], box.get("oldest_pending_age_s") or 0.0)
+        yield age
+        pool = GaugeMetricFamily(
+            "lease_pool_remaining", "Serial numbers on hand per scope", labels=["scope"]
+        )
+        for scope, level in s.get("pool", {}).items():
+            pool.add_metric([scope], level["remaining"])
+        yield pool
+        printer = s.get("printer", {})
+        ready = GaugeMetricFamily("printer_ready", "1 when the printer reported ready")
+        ready.add_metric([], 1 if printer.get("state") == "ready" else 0)
+        yield ready
+        jobs = GaugeMetricFamily("print_jobs", "Print jobs by status", labels=["status"])
+        for status, n in printer.get("jobs", {}).items():
+            jobs.add_metric([status], n)
+        yield jobs
+        central = GaugeMetricFamily("central_reachable", "1 when the last sync reached central")
+        central.add_metric([], 1 if s.get("central", {}).get("reachable") else 0)
+        yield central
 
 
 def create_operator_app(status: Callable[[], dict[str, Any]]) -> Flask:
     """Build the operator page app around a function that returns the current status."""
     app = Flask(__name__)
+    registry = CollectorRegistry()
+    registry.register(_StatusGauges(status))
 
     @app.get("/")
     def page() -> str:
@@ -21,5 +66,11 @@ def create_operator_app(status: Callable[[], dict[str, Any]]) -> Flask:
         response = jsonify(status())
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(
+            generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     return app

@@ -46,6 +46,10 @@ def test_the_service_syncs_prints_and_tops_up_by_itself(service):
     status = get_json(svc.operator_url + "status.json")
     assert status["printer"]["state"] == "ready" and status["central"]["reachable"] is True
     assert status["outbox"]["pending"] == 0
+    with urllib.request.urlopen(svc.operator_url + "metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert "link_outbox_pending_count 0.0" in metrics
+    assert "link_outbox_dead_count 0.0" in metrics and "printer_ready 1.0" in metrics
 
 
 def test_operator_page_shows_a_printer_fault(service):

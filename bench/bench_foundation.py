@@ -1,0 +1,254 @@
+"""Measure the foundation's speed on this machine and print the figures.
+
+1. Edge issue throughput (serials/s into the outbox, no printing) and per-serial latency.
+2. Central ingest throughput on SQLite: events/s accepted from batched pushes over HTTP.
+3. Public verify latency (p50/p99) under a steady open-loop load on loopback.
+
+The central runs as its own process (`lineledger-central serve`, waitress), the agent and
+the load generator in this one. Aims (issue #2): issue >= 2,000/s with p99 < 5 ms; ingest
+>= 5,000 events/s; verify p99 < 20 ms at 200 requests/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge_agent import outbox, pool  # noqa: E402
+from edge_agent.agent import Agent  # noqa: E402
+from edge_agent.config import load_config  # noqa: E402
+from edge_agent.issuing import Issuer  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(list(args), env=env, text=True, capture_output=True, timeout=300)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return out.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="LineLedger foundation benchmark")
+    parser.add_argument("--serials", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="verify requests per second")
+    parser.add_argument("--seconds", type=float, default=15.0, help="verify load duration")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "bench-run")
+    args = parser.parse_args()
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    args.workdir.mkdir(parents=True)
+    env = dict(
+        os.environ,
+        LINELEDGER_CENTRAL_HOME=str(args.workdir / "central"),
+        LINELEDGER_VERIFY_RATE_LIMIT="1000000/hour",
+        LINELEDGER_LEASE_MAX_SIZE="99999",
+    )
+    central = str(BIN / "lineledger-central")
+    run(env, central, "init")
+    run(env, central, "tenant", "add", "--org", "MA01", "--name", "Bench", "--timezone", "UTC")
+    run(
+        env,
+        central,
+        "product",
+        "add",
+        "--org",
+        "MA01",
+        "--sku",
+        "S1",
+        "--category",
+        "BAG",
+        "--name",
+        "Bag",
+    )
+    run(
+        env,
+        central,
+        "work-order",
+        "add",
+        "--org",
+        "MA01",
+        "--number",
+        "WO-1",
+        "--sku",
+        "S1",
+        "--type",
+        "OEM",
+        "--quantity",
+        "1000000",
+    )
+    code = run(env, central, "agent", "enroll-code", "--org", "MA01", "--line", "B1").split()[-1]
+    server = subprocess.Popen(
+        [central, "serve", "--port", "0", "--threads", "16"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert server.stdout is not None
+    url = "http://127.0.0.1:" + server.stdout.readline().rsplit(":", 1)[1].strip()
+    results: dict[str, object] = {
+        "machine": f"{platform.node()} {platform.processor() or ''} "
+        f"{os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}"
+    }
+    try:
+        home = args.workdir / "agent"
+        run(
+            env,
+            str(BIN / "lineledger-edge"),
+            "--home",
+            str(home),
+            "enroll",
+            "--central",
+            url,
+            "--code",
+            code,
+        )
+        agent = Agent(load_config(home, {"sync_batch": 1000}))
+        wo = agent.work_order("WO-1")
+        ident = agent.identity()
+        scope = pool.scope_for(ident, wo, pool.production_date(ident, agent.now()))
+        pool.top_up(agent, scope, need=args.serials)
+
+        # 1. issue
+        issuer = Issuer(agent)
+        latencies = []
+        started = time.perf_counter()
+        for _ in range(args.serials):
+            t = time.perf_counter()
+            issuer.issue("WO-1")
+            latencies.append(time.perf_counter() - t)
+        elapsed = time.perf_counter() - started
+        results["issue"] = {
+            "serials": args.serials,
+            "per_s": round(args.serials / elapsed),
+            "p50_ms": round(pct(latencies, 50) * 1000, 3),
+            "p99_ms": round(pct(latencies, 99) * 1000, 3),
+            "max_ms": round(max(latencies) * 1000, 3),
+        }
+
+        # 2. ingest (batches of 1000 over HTTP, results recorded in the outbox)
+        started = time.perf_counter()
+        summary = outbox.flush(agent)
+        elapsed = time.perf_counter() - started
+        assert summary.error is None and summary.results == {"accepted": args.serials}, summary
+        results["ingest"] = {
+            "events": summary.sent,
+            "batches": summary.batches,
+            "per_s": round(summary.sent / elapsed),
+        }
+        serials = [
+            r["serial"]
+            for r in agent.store.conn().execute("SELECT serial FROM serials ORDER BY seq")
+        ]
+        agent.close()
+
+        # 3. verify under a steady open-loop load
+        results["verify"] = verify_load(url, serials, args.rate, args.seconds)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        server.stdout.close()
+    print_report(results)
+    (args.workdir / "results.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def verify_load(url: str, serials: list[str], rate: float, seconds: float) -> dict[str, object]:
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    lateness: list[float] = []
+    verdicts: dict[str, int] = {}
+    lock = threading.Lock()
+    next_index = [0]
+    t0 = time.perf_counter() + 0.5
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    i = next_index[0]
+                    next_index[0] += 1
+                if i >= total:
+                    return
+                due = t0 + i / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                start = time.perf_counter()
+                resp = session.get(
+                    f"{url}/api/public/serial/verify/{serials[i % len(serials)]}", timeout=10
+                )
+                done = time.perf_counter()
+                verdict = (
+                    resp.json()["verdict"] if resp.status_code == 200 else str(resp.status_code)
+                )
+                with lock:
+                    latencies.append(done - start)
+                    lateness.append(max(0.0, start - due))
+                    verdicts[verdict] = verdicts.get(verdict, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    achieved = total / (time.perf_counter() - t0)
+    return {
+        "requests": total,
+        "target_rate": rate,
+        "achieved_rate": round(achieved, 1),
+        "p50_ms": round(pct(latencies, 50) * 1000, 2),
+        "p99_ms": round(pct(latencies, 99) * 1000, 2),
+        "max_ms": round(max(latencies) * 1000, 2),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+        "sender_late_p99_ms": round(pct(lateness, 99) * 1000, 2),
+        "verdicts": verdicts,
+    }
+
+
+def print_report(r: dict[str, object]) -> None:
+    issue, ingest, verify = r["issue"], r["ingest"], r["verify"]
+    assert isinstance(issue, dict) and isinstance(ingest, dict) and isinstance(verify, dict)
+    print(f"LineLedger foundation benchmark — {r['machine']}")
+    print(
+        f"edge issue    {issue['per_s']:>8} serials/s   p50 {issue['p50_ms']} ms   "
+        f"p99 {issue['p99_ms']} ms   max {issue['max_ms']} ms   ({issue['serials']} serials, "
+        "WAL + synchronous=FULL, one transaction each)   aim >= 2000/s, p99 < 5 ms"
+    )
+    print(
+        f"central ingest {ingest['per_s']:>7} events/s    ({ingest['events']} events in "
+        f"{ingest['batches']} batches of <= 1000 over HTTP, SQLite)   aim >= 5000/s"
+    )
+    print(
+        f"public verify  p50 {verify['p50_ms']} ms   p99 {verify['p99_ms']} ms   max "
+        f"{verify['max_ms']} ms   at {verify['achieved_rate']}/s of {verify['target_rate']}/s "
+        f"target ({verify['requests']} requests, verdicts {verify['verdicts']})   "
+        "aim p99 < 20 ms at 200/s"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
