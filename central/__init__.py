@@ -7,6 +7,7 @@ exactly once in effect, quarantines what it cannot trust and answers public veri
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,11 +35,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(home))
     app.config.update(MAX_CONTENT_LENGTH=config.max_body_bytes, JSON_SORT_KEYS=False)
     store = Store(config.database_url)
+    tally = VerifyTally(store, config.verify_flush_seconds)
+    atexit.register(tally.close)  # a web worker that exits writes its last counts
     app.extensions["lineledger"] = Runtime(
         config=config,
         store=store,
         keyring=Keyring.load(config.keyring_file),
-        tally=VerifyTally(store, config.verify_flush_seconds),
+        tally=tally,
         metrics=Metrics(store),
     )
     if config.trusted_proxies:

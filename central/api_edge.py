@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -12,7 +13,14 @@ from flask import Blueprint, g, request
 from central import tables as T
 from central.admin import enroll_agent, flags
 from central.auth import hash_secret
-from central.errors import ERR_AGENT_REVOKED, ERR_UNAUTHORIZED, CentralError, Unauthorized
+from central.errors import (
+    ERR_AGENT_REVOKED,
+    ERR_LEASE_UNKNOWN,
+    ERR_UNAUTHORIZED,
+    CentralError,
+    NotFound,
+    Unauthorized,
+)
 from central.ingest import ingest_batch
 from central.leases import AgentRef, grant_lease, return_lease
 from central.runtime import runtime
@@ -30,7 +38,10 @@ from protocol.timefmt import format_ts
 
 bp = Blueprint("edge", __name__, url_prefix="/api/edge/v1")
 
-_SEEN_EVERY = dt.timedelta(seconds=60)  # how often last_seen_at is written per agent
+_SEEN_EVERY = dt.timedelta(seconds=60)
+_LEASE_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)  # how often last_seen_at is written per agent
 DEFAULT_LABEL_TEMPLATE = {"name": "default", "dpi": 203, "width_mm": 101.6, "height_mm": 50.8}
 
 
@@ -103,7 +114,9 @@ def leases() -> dict[str, Any]:
 def lease_return(lease_id: str) -> dict[str, Any]:
     """Close a lease at its high-water mark; the unused tail is voided for good."""
     req = LeaseReturn.from_dict(_body())
-    return return_lease(runtime().store, _agent(), lease_id[:64], req.high_water, utcnow())
+    if not _LEASE_ID.fullmatch(lease_id):
+        raise NotFound(ERR_LEASE_UNKNOWN, f"this agent holds no lease {lease_id[:64]!r}")
+    return return_lease(runtime().store, _agent(), lease_id, req.high_water, utcnow())
 
 
 @bp.post("/events")

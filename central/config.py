@@ -86,7 +86,7 @@ def load_config(
         try:
             with open(config_file, "rb") as fh:
                 values.update(tomllib.load(fh).get("central", {}))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
             raise CentralError(ERR_INVALID, f"cannot read {config_file}: {exc}") from None
     for var, name in ENV.items():
         if env.get(var):

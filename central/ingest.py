@@ -106,7 +106,9 @@ def _read_view(
         quarantined.update(
             conn.execute(
                 sa.select(T.quarantine.c.serial).where(
-                    T.quarantine.c.serial.in_(chunk), T.quarantine.c.resolved_at.is_(None)
+                    T.quarantine.c.serial.in_(chunk),
+                    T.quarantine.c.resolved_at.is_(None),
+                    T.quarantine.c.holds_serial.is_(True),
                 )
             ).scalars()
         )
@@ -150,79 +152,71 @@ class _Judge:
         )
 
     def _quarantine(
-        self, e: Event, serial: str, reason: str, message: str, details: dict[str, Any]
+        self,
+        e: Event,
+        serial: str,
+        reason: str,
+        message: str,
+        details: dict[str, Any],
+        hold: bool,
     ) -> EventResult:
+        """Store the event for review; `hold` also holds the serial itself.
+
+        Only evidence from the serial's own tenant may hold a serial: otherwise any agent of
+        any tenant could turn a genuine product's verdict into `under_review`.
+        """
         self._event_row(e, serial, QUARANTINED, reason)
         self.writes.quarantine.append(
             {
                 "tenant_id": self.agent.tenant_id,
                 "serial": serial,
                 "reason": reason,
+                "holds_serial": hold,
                 "details": json.dumps({"message": message, **details}, sort_keys=True),
                 "event_id": e.event_id,
                 "agent_id": self.agent.id,
                 "created_at": self.now,
             }
         )
-        self.view.quarantined.add(serial)
+        if hold:
+            self.view.quarantined.add(serial)
         return EventResult(e.event_id, QUARANTINED, reason, message)
 
     def judge(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult:
+        """Return the result of one event and note what it writes."""
         if e.event_id in self.view.seen:
             return EventResult(e.event_id, DUPLICATE)
         if isinstance(serial, ProtocolError):
-            return self._quarantine(
-                e, e.serial, serial.code, serial.message, {"event_type": e.type}
-            )
+            details = {"event_type": e.type}
+            return self._quarantine(e, e.serial, serial.code, serial.message, details, False)
         text = serial.text
         if text in self.view.quarantined:
-            return self._quarantine(
-                e,
-                text,
-                ERR_SERIAL_QUARANTINED,
-                "this serial is held for review",
-                {"event_type": e.type},
-            )
+            held = "this serial is held for review"
+            return self._quarantine(e, text, ERR_SERIAL_QUARANTINED, held, {}, True)
         lease = _lease_for(self.view, serial) if serial.scope.org == self.agent.org else None
         if lease is None or lease.agent_id != self.agent.id:
-            return self._quarantine(
-                e,
-                text,
-                ERR_OUTSIDE_LEASE,
-                "no lease of this agent holds this serial",
-                {"lease_holder": None if lease is None else lease.agent_id},
-            )
+            # Another line of the same tenant reporting a leased serial is a clone signal and
+            # holds the serial; a number never leased, or another tenant's serial, does not.
+            holder = {"lease_holder": None if lease is None else lease.agent_id}
+            message = "no lease of this agent holds this serial"
+            return self._quarantine(e, text, ERR_OUTSIDE_LEASE, message, holder, lease is not None)
         key = self.view.keys.get(lease.id)
         if key is None:
             key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
         if not serial.mac_valid(key):
-            return self._quarantine(
-                e,
-                text,
-                ERR_SERIAL_MAC,
-                "the authenticity code does not match the lease",
-                {"lease_id": lease.id},
-            )
+            message = "the authenticity code does not match the lease"
+            return self._quarantine(e, text, ERR_SERIAL_MAC, message, {"lease_id": lease.id}, False)
         if lease.status == "returned" and serial.seq > lease.high_water:
-            return self._quarantine(
-                e,
-                text,
-                ERR_LEASE_RETURNED,
-                "the number lies above the high-water mark the agent returned the lease at",
-                {"lease_id": lease.id, "high_water": lease.high_water},
-            )
+            message = "the number lies above the high-water mark the lease was returned at"
+            details = {"lease_id": lease.id, "high_water": lease.high_water}
+            return self._quarantine(e, text, ERR_LEASE_RETURNED, message, details, True)
         current = self.view.states.get(text)
         if e.type == L.ISSUED and current is not None:
-            return self._quarantine(
-                e, text, ERR_DUPLICATE_SERIAL, "this serial was issued before by another event", {}
-            )
+            message = "this serial was issued before by another event"
+            return self._quarantine(e, text, ERR_DUPLICATE_SERIAL, message, {}, True)
         if current is None and L.needs_known_serial(e.type):
-            return EventResult(
-                e.event_id,
-                RETRY,
-                ERR_AWAITING_ISSUE,
-                "the issued event of this serial has not arrived yet",
-            )
+            message = "the issued event of this serial has not arrived yet"
+            return EventResult(e.event_id, RETRY, ERR_AWAITING_ISSUE, message)
         try:
             new_state = L.next_state(current, e.type)
             if e.type == L.LINKED:
@@ -275,7 +269,9 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
     if writes.events:
         conn.execute(T.events.insert(), writes.events)
     if writes.new_serials:
-        conn.execute(T.registry.insert(), list(writes.new_serials.values()))
+        conn.execute(
+            T.registry.insert(), [writes.new_serials[k] for k in sorted(writes.new_serials)]
+        )
     if writes.updates:
         reg = T.registry.c
         conn.execute(
@@ -288,7 +284,7 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
                 reprint_count=reg.reprint_count + sa.bindparam("b_reprints"),
                 updated_at=now,
             ),
-            list(writes.updates.values()),
+            [writes.updates[k] for k in sorted(writes.updates)],  # one lock order everywhere
         )
     if writes.quarantine:
         conn.execute(T.quarantine.insert(), writes.quarantine)

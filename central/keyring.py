@@ -10,18 +10,29 @@ import json
 import os
 import secrets
 import tempfile
+import threading
 from pathlib import Path
 
 from central.errors import ERR_KEY_UNAVAILABLE, ERR_KEYRING, CentralError, Unavailable
 from protocol.keys import MASTER_KEY_BYTES, derive_lease_key, key_fingerprint
 
 
+def _signature(path: Path) -> tuple[int, int, int]:
+    """Return what changes when the file is rewritten (it is replaced, so the inode changes)."""
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class Keyring:
     """The master keys by version, as read from the keyring file."""
 
-    def __init__(self, path: Path, keys: dict[int, bytes]) -> None:
+    def __init__(
+        self, path: Path, keys: dict[int, bytes], signature: tuple[int, int, int] = (0, 0, 0)
+    ) -> None:
         self.path = path
         self._keys = keys
+        self._signature = signature
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
@@ -29,13 +40,14 @@ class Keyring:
         if not path.exists():
             return cls(path, {})
         try:
+            signature = _signature(path)
             raw = json.loads(path.read_text("utf-8"))
             keys = {int(v): bytes.fromhex(k) for v, k in raw["versions"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise CentralError(ERR_KEYRING, f"the keyring {path} is unreadable") from None
         if any(len(k) != MASTER_KEY_BYTES for k in keys.values()):
             raise CentralError(ERR_KEYRING, f"the keyring {path} holds a key of the wrong size")
-        return cls(path, keys)
+        return cls(path, keys, signature)
 
     @property
     def versions(self) -> list[int]:
@@ -46,9 +58,23 @@ class Keyring:
         """Return the public fingerprint of one version."""
         return key_fingerprint(self.master(version))
 
+    def _reload_if_changed(self) -> None:
+        """Pick up versions another process (`keys rotate`) added to the file since loading."""
+        with self._lock:
+            try:
+                signature = _signature(self.path)
+            except OSError:
+                return
+            if signature != self._signature:
+                fresh = Keyring.load(self.path)
+                self._keys, self._signature = fresh._keys, fresh._signature
+
     def master(self, version: int) -> bytes:
         """Return the master key of a version, or fail as a transient error."""
         key = self._keys.get(version)
+        if key is None:
+            self._reload_if_changed()
+            key = self._keys.get(version)
         if key is None:
             raise Unavailable(
                 ERR_KEY_UNAVAILABLE, f"master key version {version} is not in the keyring"
@@ -77,6 +103,7 @@ class Keyring:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
+            self._signature = _signature(self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

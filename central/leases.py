@@ -113,6 +113,9 @@ def grant_lease(
     """Grant up to `req.size` fresh numbers of a scope; a repeated request gets the same lease."""
     counters = T.scope_counters
     with store.write() as conn:
+        # One agent's lease requests run one at a time: the CLI and the service of a line may
+        # repeat the same request id at the same moment (READ COMMITTED would let both grant).
+        conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
         earlier = conn.execute(
             sa.select(T.leases).where(
                 T.leases.c.agent_id == agent.id, T.leases.c.request_id == req.request_id
@@ -202,8 +205,11 @@ def return_lease(
                     f"lease was returned at {lease.high_water} already",
                 )
             return _return_body(lease.id, high_water, lease.last_seq)
-        used = conn.execute(
-            sa.select(sa.func.max(T.registry.c.seq)).where(T.registry.c.lease_id == lease.id)
+        reg = T.registry.c
+        used = conn.execute(  # (scope_key, seq) is indexed; lease_id is not
+            sa.select(sa.func.max(reg.seq)).where(
+                reg.scope_key == lease.scope_key, reg.seq.between(lease.first_seq, lease.last_seq)
+            )
         ).scalar()
         if used is not None and used > high_water:
             raise Conflict(

@@ -206,6 +206,9 @@ quarantine = sa.Table(
     sa.Column("tenant_id", sa.ForeignKey("tenants.id")),
     sa.Column("serial", sa.String(64), nullable=False),
     sa.Column("reason", sa.String(40), nullable=False),
+    # True: the serial itself is held (verify says under_review, later events are held).
+    # False: only the event is suspect, e.g. an agent that holds no lease of the serial.
+    sa.Column("holds_serial", sa.Boolean, nullable=False),
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),
     sa.Column("event_id", ID),
     sa.Column("agent_id", ID),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import zoneinfo
 
 from protocol.ids import uuid7
@@ -33,8 +32,3 @@ def new_id(now: dt.datetime | None = None) -> str:
 def zone(name: str) -> zoneinfo.ZoneInfo:
     """Return the IANA time zone of a plant."""
     return zoneinfo.ZoneInfo(name)
-
-
-def random_token(nbytes: int = 32) -> str:
-    """Return a URL-safe random secret."""
-    return secrets.token_urlsafe(nbytes)

@@ -8,6 +8,7 @@ and flushed in the background, so a verify never waits for a write.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from protocol import lifecycle as L
 from protocol.errors import ProtocolError
 from protocol.serials import parse
 from protocol.timefmt import format_ts
+
+log = logging.getLogger("lineledger.central")
 
 GENUINE = "genuine"
 PENDING = "pending"
@@ -100,7 +103,12 @@ def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = Fals
             return Verification(text, UNKNOWN, mode=mode)
         under_review = conn.execute(
             sa.select(T.quarantine.c.id)
-            .where(T.quarantine.c.serial == text, T.quarantine.c.resolved_at.is_(None))
+            .where(
+                T.quarantine.c.serial == text,
+                T.quarantine.c.resolved_at.is_(None),
+                T.quarantine.c.holds_serial.is_(True),
+                T.quarantine.c.tenant_id == tenant.id,
+            )
             .limit(1)
         ).first()
         if under_review is not None:
@@ -173,7 +181,11 @@ class VerifyTally:
                 self._timer.start()
 
     def flush(self) -> int:
-        """Write the tallied counts; return how many serials were updated."""
+        """Write the tallied counts; return how many serials were updated.
+
+        Rows are updated in serial order, the order ingest uses too, so the two never
+        deadlock on PostgreSQL; counts that could not be written are kept for the next flush.
+        """
         with self._lock:
             counts, first = self._counts, self._first
             self._counts, self._first = Counter(), {}
@@ -181,18 +193,27 @@ class VerifyTally:
         if not counts:
             return 0
         reg = T.registry.c
-        with self.store.write() as conn:
-            conn.execute(
-                T.registry.update()
-                .where(reg.serial == sa.bindparam("b_serial"))
-                .values(
-                    verify_count=reg.verify_count + sa.bindparam("b_n"),
-                    first_verified_at=sa.func.coalesce(
-                        reg.first_verified_at, sa.bindparam("b_first")
+        rows = [{"b_serial": s, "b_n": counts[s], "b_first": first[s]} for s in sorted(counts)]
+        try:
+            with self.store.write() as conn:
+                conn.execute(
+                    T.registry.update()
+                    .where(reg.serial == sa.bindparam("b_serial"))
+                    .values(
+                        verify_count=reg.verify_count + sa.bindparam("b_n"),
+                        first_verified_at=sa.func.coalesce(
+                            reg.first_verified_at, sa.bindparam("b_first", type_=T.TS)
+                        ),
                     ),
-                ),
-                [{"b_serial": s, "b_n": n, "b_first": first[s]} for s, n in counts.items()],
-            )
+                    rows,
+                )
+        except sa.exc.SQLAlchemyError:
+            log.warning("verification counts kept for the next flush", exc_info=True)
+            with self._lock:
+                self._counts.update(counts)
+                for serial, when in first.items():
+                    self._first.setdefault(serial, when)
+            return 0
         return len(counts)
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Flask, Response, current_app, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from central import errors as E
@@ -34,6 +34,9 @@ _PAGE = """<!doctype html><meta name="viewport" content="width=device-width, ini
 
 
 def _answer(code: str, message: str, status: int) -> Any:
+    rt = current_app.extensions.get("lineledger")
+    if rt is not None:
+        rt.metrics.http_errors.labels(code).inc()
     if request.path.startswith("/v/"):
         return render_template_string(_PAGE, code=code, message=message), status
     response: Response = jsonify(error_body(code, message))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import threading
 import time
@@ -119,6 +120,7 @@ class Agent:
                     for w in cfg.work_orders
                 ],
             )
+            self.store.set_meta(conn, "label_template", json.dumps(cfg.label_template))
             self.store.set_meta(conn, "config_at", self.now().isoformat())
 
     def refresh_config(self) -> AgentConfig:

@@ -141,8 +141,6 @@ def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
         ):
             agent.store.set_meta(conn, key, value)
     cfg = agent.refresh_config()
-    with agent.store.write() as conn:
-        agent.store.set_meta(conn, "label_template", json.dumps(cfg.label_template))
     report = pool.maintain(agent, agent.now())
     _emit(
         {
@@ -204,32 +202,39 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
     _prepare_pool(agent, work_order, count)
     issuer = Issuer(agent)
     jobs: list[int] = []
-    for _ in range(count):
+    for done in range(count):
         try:
             issued = issuer.issue(work_order, printer_url=printer_url)
         except EdgeError as exc:
-            if exc.code != ERR_POOL_EMPTY or jobs and not printer_url:
+            if exc.code != ERR_POOL_EMPTY:
                 raise
-            _prepare_pool(agent, work_order, count - len(jobs))
+            _prepare_pool(agent, work_order, count - done)  # online: top up and go on
             issued = issuer.issue(work_order, printer_url=printer_url)
         if issued.print_job is not None:
             jobs.append(issued.print_job)
         _emit(issued.to_dict())
     if printer_url and jobs:
-        queue = PrintQueue(agent)
-        try:
-            result = queue.run(printer_url, jobs)
-        finally:
-            queue.close()
-        waiting = len(jobs) - len(result.sent)
-        _say(
-            f"printed {len(result.sent)} of {len(jobs)} labels on {printer_url}; "
-            f"printer {result.state}"
-        )
-        if waiting:
-            message = result.error["message"] if result.error else "printer not ready"
-            _say(f"{waiting} labels wait in the print queue: {message}")
-            sys.exit(EXIT_PRINTER)
+        _print_jobs(agent, printer_url, jobs)
+
+
+def _print_jobs(agent: Agent, printer_url: str, jobs: list[int]) -> None:
+    """Print this run's jobs now; what a printer fault leaves stays queued for the service."""
+    queue = PrintQueue(agent)
+    sent, result = 0, None
+    try:
+        for i in range(0, len(jobs), 500):  # bounded SQL parameter lists
+            result = queue.run(printer_url, jobs[i : i + 500])
+            sent += len(result.sent)
+            if result.error:
+                break
+    finally:
+        queue.close()
+    assert result is not None
+    _say(f"printed {sent} of {len(jobs)} labels on {printer_url}; printer {result.state}")
+    if sent < len(jobs):
+        message = result.error["message"] if result.error else "printer not ready"
+        _say(f"{len(jobs) - sent} labels wait in the print queue: {message}")
+        sys.exit(EXIT_PRINTER)
 
 
 @main.command(epilog=_example("lineledger-edge sync"))
@@ -299,7 +304,9 @@ def print_jobs() -> None:
 
 
 @print_jobs.command("list", epilog=_example("lineledger-edge print-jobs list --status held"))
-@click.option("--status", type=click.Choice(["queued", "printing", "sent", "held"]), default=None)
+@click.option(
+    "--status", type=click.Choice(["queued", "printing", "sent", "failed", "held"]), default=None
+)
 @pass_ctx
 @_friendly
 def jobs_list(ctx: _Ctx, status: str | None) -> None:

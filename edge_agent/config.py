@@ -42,6 +42,7 @@ class EdgeConfig:
     operator_host: str = "127.0.0.1"
     operator_port: int = 8765
     pool_interval: float = 30.0
+    retention_days: float = 30.0  # delivered events and sent print jobs are kept this long
     config_interval: float = 300.0
 
     @property
@@ -83,7 +84,7 @@ def load_config(
         try:
             with config_file.open("rb") as fh:
                 values.update(tomllib.load(fh).get("edge", {}))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # TOMLDecodeError and bad UTF-8 are ValueErrors
             raise EdgeError(ERR_CONFIG, f"cannot read {config_file}: {exc}") from None
     for f in dataclasses.fields(EdgeConfig):
         var = ENV_PREFIX + f.name.upper()

@@ -92,8 +92,8 @@ def push_once(agent: Agent, now: float | None = None) -> PushResult:
             final = FINAL.get(status)
             if final is not None:
                 conn.execute(
-                    "UPDATE outbox SET status = ?, acked_at = ?, last_code = ?, "
-                    "last_message = ?, attempts = attempts + 1 WHERE seq = ?",
+                    "UPDATE outbox SET status = ?, acked_at = ?, last_code = ?, last_message = ?, "
+                    "attempts = attempts + 1 WHERE seq = ? AND status = 'pending'",
                     (final, stamp, code, message, row["seq"]),
                 )
                 continue
@@ -102,13 +102,13 @@ def push_once(agent: Agent, now: float | None = None) -> PushResult:
                 report.dead += 1
                 conn.execute(
                     "UPDATE outbox SET status = 'dead', attempts = ?, last_code = ?, "
-                    "last_message = ? WHERE seq = ?",
+                    "last_message = ? WHERE seq = ? AND status = 'pending'",
                     (attempts, code, message, row["seq"]),
                 )
             else:
                 conn.execute(
                     "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_code = ?, "
-                    "last_message = ? WHERE seq = ?",
+                    "last_message = ? WHERE seq = ? AND status = 'pending'",
                     (
                         attempts,
                         now + retry_delay(cfg.retry_schedule, attempts),
@@ -226,3 +226,20 @@ def dead_letters(agent: Agent, limit: int = 50) -> list[dict[str, Any]]:
         (limit,),
     )
     return [dict(r) for r in rows]
+
+
+def prune(agent: Agent, now: float, retention_days: float) -> int:
+    """Delete delivered events and sent print jobs older than the retention; return how many.
+
+    Only facts central has confirmed are deleted; pending, dead and refused events stay until
+    someone deals with them.
+    """
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - retention_days * 86400))
+    with agent.store.write() as conn:
+        events = conn.execute(
+            "DELETE FROM outbox WHERE status = 'done' AND acked_at < ?", (cutoff,)
+        ).rowcount
+        jobs = conn.execute(
+            "DELETE FROM print_jobs WHERE status = 'sent' AND sent_at < ?", (cutoff,)
+        ).rowcount
+    return int(events + jobs)

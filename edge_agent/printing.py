@@ -1,7 +1,8 @@
 """The print queue: labels waiting for a printer, sent in order, never lost or sent twice.
 
-A job goes queued → printing (claimed by one process) → sent, and its `printed` event is
-recorded in the same transaction that marks it sent. The printer's status is checked before
+A job goes queued → claimed (by one process) → sending → sent, and its `printed` event is
+recorded in the same transaction that marks it sent; a failed send makes it `failed`, tried
+again after `print_retry`. The printer's status is checked before
 every batch: a fault (paper out, head open, silent printer, unreachable) leaves the jobs
 queued and tells the operator, and printing resumes once the fault clears. A format the
 printer took before a fault appeared stays in its buffer and prints when the fault clears,
@@ -30,14 +31,16 @@ from printers import (
     render_zpl,
 )
 from printers.base import PrinterTransport
-from printers.errors import ERR_PRINTER_IO, ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
+from printers.errors import ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
 from protocol.events import Event
 from protocol.lifecycle import PRINTED, REPRINTED
 from protocol.timefmt import format_ts
 
 QUEUED = "queued"
-PRINTING = "printing"
+CLAIMED = "claimed"  # taken by one process, not started
+SENDING = "sending"  # being written to the printer
 SENT = "sent"
+FAILED = "failed"  # the last attempt failed; tried again at next_attempt_at
 HELD = "held"
 _ERROR_STATES = {ERR_PRINTER_UNREACHABLE: "unreachable", ERR_PRINTER_NO_ANSWER: "no_answer"}
 
@@ -73,7 +76,7 @@ def job_counts(agent: Agent) -> dict[str, int]:
         "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
     )
     found = {r["status"]: r["n"] for r in rows}
-    return {s: found.get(s, 0) for s in (QUEUED, PRINTING, SENT, HELD)}
+    return {s: found.get(s, 0) for s in (QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD)}
 
 
 class PrintQueue:
@@ -158,19 +161,28 @@ class PrintQueue:
         return status.state, error
 
     def recover_stale(self, now: float | None = None) -> int:
-        """Put on hold the jobs whose sender stopped mid-send; return how many."""
-        now = time.time() if now is None else now
+        """Settle claims whose process stopped; return how many jobs were put on hold.
+
+        A job claimed but never started goes back to the queue. A job that was being sent
+        is put on hold: whether its label came out cannot be known.
+        """
+        cutoff = (time.time() if now is None else now) - self.agent.config.claim_stale_seconds
         with self.agent.store.write() as conn:
-            cur = conn.execute(
+            conn.execute(
+                "UPDATE print_jobs SET status = 'queued', owner = NULL, claimed_at = NULL "
+                "WHERE status = 'claimed' AND claimed_at < ?",
+                (cutoff,),
+            )
+            held = conn.execute(
                 "UPDATE print_jobs SET status = 'held', last_error = ? "
-                "WHERE status = 'printing' AND claimed_at < ?",
+                "WHERE status = 'sending' AND claimed_at < ?",
                 (
                     "sending was interrupted; check whether the label came out, then confirm "
                     "or release the job",
-                    now - self.agent.config.claim_stale_seconds,
+                    cutoff,
                 ),
             )
-            return cur.rowcount
+            return held.rowcount
 
     def _claim(self, url: str, job_ids: list[int] | None, now: float) -> list[Any]:
         only = ""
@@ -181,59 +193,48 @@ class PrintQueue:
         params.append(self.agent.config.print_batch)
         with self.agent.store.write() as conn:
             rows = conn.execute(
-                "UPDATE print_jobs SET status = 'printing', owner = ?, claimed_at = ? "
-                "WHERE id IN (SELECT id FROM print_jobs WHERE status = 'queued' AND "
+                "UPDATE print_jobs SET status = 'claimed', owner = ?, claimed_at = ? "
+                "WHERE id IN (SELECT id FROM print_jobs WHERE status IN ('queued', 'failed') AND "
                 f"printer_url = ? AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?) "
                 "RETURNING id, serial, kind",
                 params,
             ).fetchall()
         return sorted(rows, key=lambda r: r["id"])
 
-    def _release(
-        self, jobs: list[Any], error: PrinterError | None, failed: int | None, now: float
-    ) -> None:
+    def _start_sending(self, job: Any) -> bool:
+        """Mark a claimed job as being sent; False if this process no longer owns it."""
+        with self.agent.store.write() as conn:
+            cur = conn.execute(
+                "UPDATE print_jobs SET status = 'sending', claimed_at = ? "
+                "WHERE id = ? AND owner = ? AND status = 'claimed'",
+                (time.time(), job["id"], self.owner),
+            )
+            return cur.rowcount == 1
+
+    def _release(self, jobs: list[Any], error: PrinterError, failed: int, now: float) -> None:
+        """Give jobs back after a failure; the one that failed waits `print_retry`."""
         with self.agent.store.write() as conn:
             for job in jobs:
                 bump = job["id"] == failed
                 conn.execute(
-                    "UPDATE print_jobs SET status = 'queued', owner = NULL, claimed_at = NULL, "
+                    "UPDATE print_jobs SET status = ?, owner = NULL, claimed_at = NULL, "
                     "attempts = attempts + ?, next_attempt_at = ?, last_error = ? "
-                    "WHERE id = ? AND owner = ?",
+                    "WHERE id = ? AND owner = ? AND status IN ('claimed', 'sending')",
                     (
+                        FAILED if bump else QUEUED,
                         1 if bump else 0,
                         now + self.agent.config.print_retry if bump else 0,
-                        f"{error.code}: {error.message}" if error else None,
+                        f"{error.code}: {error.message}",
                         job["id"],
                         self.owner,
                     ),
                 )
 
-    def _mark_sent(self, job: Any, url: str) -> None:
-        now = self.agent.now()
-        stamp = format_ts(now)
-        kind = REPRINTED if job["kind"] == "reprint" else PRINTED
-        event = Event(
-            self.agent.new_event_id(),
-            kind,
-            job["serial"],
-            stamp,
-            data={"printer": url[:256], "job": job["id"]},
-        )
+    def _hold(self, job: Any, exc: PrinterError) -> None:
         with self.agent.store.write() as conn:
             conn.execute(
-                "UPDATE print_jobs SET status = 'sent', sent_at = ?, last_error = NULL "
-                "WHERE id = ?",
-                (stamp, job["id"]),
-            )
-            if kind == PRINTED:
-                conn.execute(
-                    "UPDATE serials SET state = 'printed' WHERE serial = ? AND state = 'issued'",
-                    (job["serial"],),
-                )
-            conn.execute(
-                "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
-                "VALUES (?, ?, ?, ?, ?, 'pending')",
-                (event.event_id, job["serial"], kind, event.to_json(), stamp),
+                "UPDATE print_jobs SET status = 'held', last_error = ? WHERE id = ? AND owner = ?",
+                (f"{exc.code}: {exc.message}", job["id"], self.owner),
             )
 
     def run(self, url: str, job_ids: list[int] | None = None) -> PrintRound:
@@ -253,26 +254,21 @@ class PrintQueue:
             for i, job in enumerate(jobs):
                 try:
                     data = render_zpl(self.label(job["serial"]), template)
+                except PrinterError as exc:  # this label's data cannot be printed: hold it
+                    self._hold(job, exc)
+                    continue
+                if not self._start_sending(job):
+                    continue  # settled by someone else meanwhile
+                try:
                     self._transport(url).send(data, job_name=job["serial"])
                 except PrinterError as exc:
                     # Unreachable or a broken-off write: the printer has no complete format.
-                    retryable = exc.code in (ERR_PRINTER_UNREACHABLE, ERR_PRINTER_IO)
-                    self._release(jobs[i:], exc, job["id"] if retryable else None, now)
-                    if not retryable:
-                        self._hold(job, exc)
-                    self.check(url)
-                    result.state = "error" if not retryable else "unreachable"
+                    self._release(jobs[i:], exc, job["id"], now)
+                    result.state = self.check(url)[0]
                     result.error = exc.to_dict()
                     return result
-                self._mark_sent(job, url)
+                mark_sent(self.agent, job, url, self.owner)
                 result.sent.append(job["id"])
-
-    def _hold(self, job: Any, exc: PrinterError) -> None:
-        with self.agent.store.write() as conn:
-            conn.execute(
-                "UPDATE print_jobs SET status = 'held', last_error = ? WHERE id = ?",
-                (f"{exc.code}: {exc.message}", job["id"]),
-            )
 
     def run_all(self) -> list[PrintRound]:
         """Run the queue for every printer that has due jobs."""
@@ -280,12 +276,53 @@ class PrintQueue:
         urls = [
             r["printer_url"]
             for r in self.agent.store.conn().execute(
-                "SELECT DISTINCT printer_url FROM print_jobs WHERE status = 'queued' "
+                "SELECT DISTINCT printer_url FROM print_jobs WHERE status IN ('queued', 'failed') "
                 "AND next_attempt_at <= ?",
                 (time.time(),),
             )
         ]
         return [self.run(url) for url in urls]
+
+
+def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:
+    """Record a job sent and its `printed` event in one transaction.
+
+    `owner` is the sending process: the job must still be `sending` by it (or put on hold
+    meanwhile, for it was sent all the same). None is the operator confirming a held job.
+    Returns False, recording nothing, when the job is in no such state.
+    """
+    stamp = format_ts(agent.now())
+    kind = REPRINTED if job["kind"] == "reprint" else PRINTED
+    event = Event(
+        agent.new_event_id(),
+        kind,
+        job["serial"],
+        stamp,
+        data={"printer": url[:256], "job": job["id"]},
+    )
+    if owner is None:
+        where, params = "status = 'held'", ()
+    else:
+        where, params = "owner = ? AND status IN ('sending', 'held')", (owner,)
+    with agent.store.write() as conn:
+        cur = conn.execute(
+            "UPDATE print_jobs SET status = 'sent', sent_at = ?, last_error = NULL "
+            f"WHERE id = ? AND {where}",
+            (stamp, job["id"], *params),
+        )
+        if cur.rowcount != 1:
+            return False
+        if kind == PRINTED:
+            conn.execute(
+                "UPDATE serials SET state = 'printed' WHERE serial = ? AND state = 'issued'",
+                (job["serial"],),
+            )
+        conn.execute(
+            "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+            "VALUES (?, ?, ?, ?, ?, 'pending')",
+            (event.event_id, job["serial"], kind, event.to_json(), stamp),
+        )
+    return True
 
 
 def release_job(agent: Agent, job_id: int) -> None:
@@ -304,16 +341,11 @@ def confirm_job(agent: Agent, job_id: int) -> None:
     """Mark a held job sent (the operator saw its label come out) and record `printed`."""
     row = (
         agent.store.conn()
-        .execute(
-            "SELECT id, serial, kind, printer_url FROM print_jobs WHERE id = ? AND status = 'held'",
-            (job_id,),
-        )
+        .execute("SELECT id, serial, kind, printer_url FROM print_jobs WHERE id = ?", (job_id,))
         .fetchone()
     )
-    if row is None:
+    if row is None or not mark_sent(agent, row, row["printer_url"], None):
         raise EdgeError(ERR_JOB_UNKNOWN, f"no held print job {job_id}")
-    queue = PrintQueue(agent)
-    queue._mark_sent(row, row["printer_url"])
 
 
 def list_jobs(agent: Agent, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from edge_agent import pool
 from edge_agent.agent import Agent
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
-from edge_agent.outbox import SyncWorker
+from edge_agent.outbox import SyncWorker, prune
 from edge_agent.printing import PrintQueue
 from edge_agent.status import build_status
 from edge_agent.web import create_operator_app
@@ -59,6 +60,11 @@ class Service:
         for scope, granted in report.granted.items():
             log.info("leased %d numbers of %s", granted, scope)
 
+    def _prune(self) -> None:
+        removed = prune(self.agent, time.time(), self.agent.config.retention_days)
+        if removed:
+            log.info("pruned %d delivered events and sent print jobs", removed)
+
     def status(self) -> dict[str, Any]:
         """Return the status for the operator page (no blocking probes)."""
         out = build_status(
@@ -78,6 +84,7 @@ class Service:
             ("pool", self._pool, cfg.pool_interval),
             ("print", self.queue.run_all, 1.0),
             ("config", self.agent.refresh_config, cfg.config_interval),
+            ("prune", self._prune, 3600.0),
         ]
         for name, fn, seconds in jobs:
             self.scheduler.add_job(

@@ -19,7 +19,6 @@ from protocol.lifecycle import EVENT_TYPES
 from protocol.timefmt import format_ts, parse_ts
 
 MAX_BATCH = 1000
-MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_SERIAL_FIELD = 64
 
 ACCEPTED = "accepted"
@@ -28,7 +27,6 @@ QUARANTINED = "quarantined"
 REJECTED = "rejected"
 RETRY = "retry"
 RESULT_STATUSES = (ACCEPTED, DUPLICATE, QUARANTINED, REJECTED, RETRY)
-FINAL_STATUSES = frozenset({ACCEPTED, DUPLICATE, QUARANTINED, REJECTED})
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ def string(
         raise ProtocolError(ERR_SCHEMA, f"{name} must be a non-empty string")
     if len(value) > max_len:
         raise ProtocolError(ERR_SCHEMA, f"{name} is longer than {max_len} characters")
+    if not value.isprintable():
+        raise ProtocolError(ERR_SCHEMA, f"{name} holds control characters")
     return value
 
 
@@ -72,11 +74,13 @@ def flat_data(value: object, name: str = "data") -> dict[str, str | int | float 
         raise ProtocolError(ERR_SCHEMA, f"{name} has more than {MAX_DATA_KEYS} keys")
     out: dict[str, str | int | float | bool | None] = {}
     for key, item in o.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY:
-            raise ProtocolError(ERR_SCHEMA, f"{name} keys are strings of 1-{MAX_KEY} characters")
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY or not key.isprintable():
+            raise ProtocolError(ERR_SCHEMA, f"{name} keys are 1-{MAX_KEY} printable characters")
         if isinstance(item, str):
             if len(item) > MAX_STRING:
                 raise ProtocolError(ERR_SCHEMA, f"{name}.{key} is longer than {MAX_STRING}")
+            if "\x00" in item:
+                raise ProtocolError(ERR_SCHEMA, f"{name}.{key} holds a NUL character")
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
                 raise ProtocolError(ERR_SCHEMA, f"{name}.{key} is not a finite number")

@@ -6,6 +6,9 @@ import datetime as dt
 
 from protocol.errors import ERR_TIMESTAMP, ProtocolError
 
+MIN_YEAR = 1970
+MAX_YEAR = 9999
+
 
 def format_ts(moment: dt.datetime) -> str:
     """Format an aware datetime as UTC with millisecond precision."""
@@ -21,8 +24,11 @@ def parse_ts(text: object) -> dt.datetime:
         raise ProtocolError(ERR_TIMESTAMP, "a timestamp is RFC 3339 text with a UTC offset")
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ProtocolError(ERR_TIMESTAMP, "a timestamp needs a UTC offset (e.g. Z)")
+        utc = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise ProtocolError(ERR_TIMESTAMP, f"not an RFC 3339 timestamp: {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise ProtocolError(ERR_TIMESTAMP, "a timestamp needs a UTC offset (e.g. Z)")
-    return moment.astimezone(dt.UTC)
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ProtocolError(ERR_TIMESTAMP, f"timestamps lie in the years {MIN_YEAR}-{MAX_YEAR}")
+    return utc

@@ -225,7 +225,9 @@ class Demo:
         while time.monotonic() < deadline:
             states = [self.status(a["page"]) for a in agents.values()]
             if all(
-                s["outbox"]["pending"] == 0 and s["printer"]["jobs"]["queued"] == 0 for s in states
+                s["outbox"]["pending"] == 0
+                and s["printer"]["jobs"]["queued"] + s["printer"]["jobs"]["failed"] == 0
+                for s in states
             ):
                 return
             time.sleep(0.2)

@@ -1,7 +1,9 @@
+import datetime as dt
 import json
 
 import sqlalchemy as sa
 
+from central import admin
 from central import tables as T
 from protocol.serials import Scope
 from tests.central.helpers import event, forged, grant, new_id, push, serial_of
@@ -75,8 +77,40 @@ def test_forged_mac_is_quarantined_not_accepted(app, client, tenant):
         q = conn.execute(sa.select(T.quarantine)).one()
     assert q.serial == fake and q.reason == "ERR_SERIAL_MAC"
     assert "lease_id" in json.loads(q.details)
-    # later events of a quarantined serial are held too, not retried forever
-    assert push(client, h, [event("printed", fake)])[0]["code"] == "ERR_SERIAL_QUARANTINED"
+    # a forged serial does not hold anything: its later events fail the MAC check again
+    assert push(client, h, [event("printed", fake)])[0]["code"] == "ERR_SERIAL_MAC"
+
+
+def test_later_events_of_a_held_serial_are_held_not_retried(app, client, tenant):
+    h = tenant.enroll()
+    g = grant(client, h, scope(tenant), 10)
+    s = serial_of(g, 1)
+    push(client, h, [event("issued", s, g.lease_id)])
+    assert push(client, h, [event("issued", s, g.lease_id)])[0]["code"] == "ERR_DUPLICATE_SERIAL"
+    [r] = push(client, h, [event("printed", s)])
+    assert (r["status"], r["code"]) == ("quarantined", "ERR_SERIAL_QUARANTINED")
+
+
+def test_another_tenant_cannot_hold_a_serial(app, client, tenant):
+    """An agent of tenant EV01 reporting MA01's genuine serial changes nothing for MA01."""
+    rt = runtime(app)
+    now = dt.datetime.now(dt.UTC)
+    admin.add_tenant(rt.store, "EV01", "Evil Corp", "UTC", now)
+    code = admin.create_enroll_code(rt.store, "EV01", "X1", 1, now)
+    evil = {
+        "Authorization": "Bearer " + admin.enroll_agent(rt.store, code.code, None, None, now).token
+    }
+    h = tenant.enroll()
+    g = grant(client, h, scope(tenant), 10)
+    s = serial_of(g, 1)
+    push(client, h, [event("issued", s, g.lease_id)])
+    [r] = push(client, evil, [event("scanned", s)])
+    assert (r["status"], r["code"]) == ("quarantined", "ERR_OUTSIDE_LEASE")
+    assert client.get("/api/public/serial/verify/" + s).json["verdict"] == "genuine"
+    assert push(client, h, [event("printed", s)])[0]["status"] == "accepted"
+    with runtime(app).store.read() as conn:
+        q = conn.execute(sa.select(T.quarantine)).one()
+    assert not q.holds_serial
 
 
 def test_serials_outside_the_agents_leases_are_quarantined(app, client, tenant):

@@ -155,3 +155,45 @@ def test_threads_leasing_at_once_never_share_a_number(app, live_central, tenant)
     numbers = [n for first, last in ranges for n in range(first, last + 1)]
     assert len(numbers) == len(set(numbers)) == sum(7 + i for i in range(15)) * 6
     assert sorted(numbers) == list(range(1, len(numbers) + 1))  # no gaps either
+
+
+def test_the_same_request_sent_twice_at_once_gets_one_lease(app, live_central, tenant):
+    """The CLI and the service of one line may repeat a request id at the same moment."""
+    import requests
+
+    h = tenant.enroll()
+    rid = new_id()
+    answers: list = []
+    barrier = threading.Barrier(4)
+
+    def send():
+        barrier.wait()
+        r = requests.post(
+            live_central.url + "/api/edge/v1/leases",
+            headers=h,
+            timeout=30,
+            json={"v": 1, "request_id": rid, "scope": scope(tenant), "size": 25},
+        )
+        answers.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [code for code, _ in answers] == [200] * 4
+    assert len({body["leases"][0]["lease_id"] for _, body in answers}) == 1
+    with runtime(app).store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(T.leases)).scalar() == 1
+
+
+def test_hostile_lease_ids_in_the_path(client, tenant):
+    h = tenant.enroll()
+    for lease_id in ["%00", "x" * 500, "../../config", "0190c4a4-4d2b-7e1b-9f6e-3c1a2b3c4d5e%00"]:
+        resp = client.post(
+            f"/api/edge/v1/leases/{lease_id}/return", headers=h, json={"high_water": 1}
+        )
+        assert resp.status_code == 404 and resp.json["error"]["code"] in (
+            "ERR_LEASE_UNKNOWN",
+            "ERR_NOT_FOUND",
+        )

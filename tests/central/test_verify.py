@@ -193,3 +193,20 @@ def test_enrollment_is_rate_limited_against_code_guessing(central_config):
         assert codes == [401, 401, 401, 429]
     finally:
         runtime(app).close()
+
+
+def test_key_rotation_while_serving_old_serials_still_verify(app, client, tenant, issued):
+    """`keys rotate` runs in another process; the running server picks the new key up."""
+    from central.keyring import Keyring
+
+    rt = runtime(app)
+    other_process_keyring = Keyring.load(rt.keyring.path)
+    assert admin.rotate_keys(rt.store, other_process_keyring, dt.datetime.now(dt.UTC)) == 2
+    h = tenant.enroll("L2")
+    g2 = grant(client, h, scope(tenant), 5)
+    assert g2.key_version == 2 and issued.key_version == 1
+    new_serial = serial_of(g2, g2.first)
+    assert push(client, h, [event("issued", new_serial, g2.lease_id)])[0]["status"] == "accepted"
+    assert verdict(client, serial_of(issued, 1))["verdict"] == "genuine"  # key version 1
+    assert verdict(client, new_serial)["verdict"] == "genuine"  # key version 2
+    assert verdict(client, serial_of(g2, g2.first + 1))["verdict"] == "pending"

@@ -156,3 +156,21 @@ def test_printed_events_follow_issued_through_the_queue(agents, tenant, tmp_path
     with runtime(tenant.app).store.read() as conn:
         row = conn.execute(sa.select(T.registry).where(T.registry.c.serial == issued.serial)).one()
     assert (row.state, row.print_count) == ("printed", 1)
+
+
+def test_prune_keeps_what_is_not_delivered(agents, tenant):
+    agent = agents.enroll()
+    issuer = Issuer(agent)
+    for _ in range(5):
+        issuer.issue("WO-HAT-1")
+    flush(agent)
+    issuer.issue("WO-HAT-1")  # pending
+    assert outbox.prune(agent, time.time(), retention_days=30) == 0  # all fresh
+    assert outbox.prune(agent, time.time() + 31 * 86400, retention_days=30) == 5
+    assert outbox.counts(agent) == {
+        "pending": 1,
+        "dead": 0,
+        "rejected": 0,
+        "quarantined": 0,
+        "done": 0,
+    }

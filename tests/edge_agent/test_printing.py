@@ -72,22 +72,24 @@ def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printe
     """Formats sent before the fault sit in the printer's buffer and print when it clears."""
     agent, queue = line
     issued = issue(agent, printer.url, 12)
-    # Let the first batch of 5 through, then open the head before the next status check.
-    orig_mark = queue._mark_sent
-    sent = []
+    started = []
+    real_start = queue._start_sending
 
-    def mark_and_fault(job, url):
-        orig_mark(job, url)
-        sent.append(job["id"])
-        if len(sent) == 5:
-            printer.set_fault("head_open")
+    def start_and_fault_after_five(job):
+        if len(started) == 5:
+            printer.set_fault("head_open")  # the head is opened during the run
+        started.append(job["id"])
+        return real_start(job)
 
-    queue._mark_sent = mark_and_fault  # observe the run; the fault itself is real
+    queue._start_sending = start_and_fault_after_five  # observe the run; the fault is real
     result = queue.run(printer.url)
-    assert len(result.sent) == 5 and result.state == "head_open"
+    # print_batch is 5: the head opened at the start of the second batch, whose five labels
+    # the printer took into its buffer; the status check before the third batch stops the run.
+    assert len(result.sent) == 10 and result.state == "head_open"
+    assert len(printer.printed) == 5 and len(printer.buffered) == 5
     printer.set_fault(None)
-    queue._mark_sent = orig_mark
-    assert len(queue.run(printer.url).sent) == 7
+    queue._start_sending = real_start
+    queue.run(printer.url)
     assert serials_printed(printer) == [i.serial for i in issued]
 
 
@@ -98,7 +100,7 @@ def test_an_unreachable_printer_keeps_jobs_queued_and_retries(line, printer):
     queue.close()
     result = queue.run(printer.url)
     assert result.state == "unreachable" and result.sent == []
-    assert job_counts(agent)["queued"] == 3
+    assert job_counts(agent)["queued"] == 3  # the status check failed: nothing was sent
     printer.refuse_connections(False)
     deadline = time.time() + 10
     while job_counts(agent)["sent"] < 3 and time.time() < deadline:
@@ -107,23 +109,46 @@ def test_an_unreachable_printer_keeps_jobs_queued_and_retries(line, printer):
     assert serials_printed(printer) == [i.serial for i in issued]
 
 
-def test_an_interrupted_claim_is_held_for_the_operator(line, printer):
+def test_an_interrupted_send_is_held_and_an_unstarted_claim_is_requeued(line, printer):
     agent, queue = line
-    issued = issue(agent, printer.url, 2)
-    with agent.store.write() as conn:  # a process that died while sending job 1
+    issued = issue(agent, printer.url, 3)
+    long_ago = time.time() - 3600
+    with agent.store.write() as conn:  # a process that died while sending job 1 ...
         conn.execute(
-            "UPDATE print_jobs SET status = 'printing', owner = 'gone:1', "
+            "UPDATE print_jobs SET status = 'sending', owner = 'gone:1', "
             "claimed_at = ? WHERE id = ?",
-            (time.time() - 3600, issued[0].print_job),
+            (long_ago, issued[0].print_job),
+        )
+        conn.execute(
+            "UPDATE print_jobs SET status = 'claimed', owner = 'gone:1', "  # ... and 2
+            "claimed_at = ? WHERE id = ?",
+            (long_ago, issued[1].print_job),
         )
     assert queue.recover_stale() == 1
     queue.run(printer.url)
-    assert serials_printed(printer) == [issued[1].serial]
+    assert serials_printed(printer) == [issued[1].serial, issued[2].serial]
     [held] = list_jobs(agent, "held")
     assert held["id"] == issued[0].print_job and "interrupted" in held["last_error"]
     release_job(agent, held["id"])  # the operator saw no label: print it
     queue.run(printer.url)
-    assert serials_printed(printer) == [issued[1].serial, issued[0].serial]
+    assert serials_printed(printer) == [i.serial for i in (issued[1], issued[2], issued[0])]
+
+
+def test_a_stalled_sender_cannot_print_a_job_someone_else_printed(line, printer):
+    """A process suspended after claiming loses its claim; on waking it sends nothing."""
+    agent, queue = line
+    [issued] = issue(agent, printer.url, 1)
+    stalled = PrintQueue(agent)
+    try:
+        [job] = stalled._claim(printer.url, None, time.time())
+        with agent.store.write() as conn:  # ... and then it stalls for minutes
+            conn.execute("UPDATE print_jobs SET claimed_at = ?", (time.time() - 3600,))
+        queue.run_all()  # the service settles the stale claim and prints the label
+        assert serials_printed(printer) == [issued.serial]
+        assert stalled._start_sending(job) is False  # the stalled process wakes up: no send
+    finally:
+        stalled.close()
+    assert outbox_types(agent).count("printed") == 1
 
 
 def test_confirming_a_held_job_records_it_printed(line, printer):

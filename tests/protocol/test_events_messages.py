@@ -31,26 +31,27 @@ from protocol.serials import Scope
 from protocol.timefmt import format_ts, parse_ts
 
 SCOPE = Scope("MA01", "OEM", "BAG", dt.date(2025, 11, 9))
+printable = st.characters(categories=["L", "M", "N", "P", "S"])
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**53), max_value=2**53),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=256),
+    st.text(st.characters(exclude_characters="\x00"), max_size=256),
 )
 events = st.builds(
     Event,
     event_id=st.builds(uuid7, st.integers(0, (1 << 48) - 1), st.binary(min_size=10, max_size=10)),
     type=st.sampled_from(L.EVENT_TYPES),
-    serial=st.text(min_size=1, max_size=64),
+    serial=st.text(printable, min_size=1, max_size=64),
     occurred_at=st.datetimes(
         min_value=dt.datetime(2000, 1, 1),
         max_value=dt.datetime(2100, 1, 1),
         timezones=st.just(dt.UTC),
     ).map(format_ts),
-    lease_id=st.none() | st.text(min_size=1, max_size=64),
-    work_order=st.none() | st.text(min_size=1, max_size=64),
-    data=st.dictionaries(st.text(min_size=1, max_size=64), scalars, max_size=32),
+    lease_id=st.none() | st.text(printable, min_size=1, max_size=64),
+    work_order=st.none() | st.text(printable, min_size=1, max_size=64),
+    data=st.dictionaries(st.text(printable, min_size=1, max_size=64), scalars, max_size=32),
 )
 
 
@@ -96,6 +97,15 @@ def _event(**over):
         ({"data": {"": 1}}, E.ERR_SCHEMA),
         ({"lease_id": 5}, E.ERR_SCHEMA),
         ({"work_order": "w" * 65}, E.ERR_SCHEMA),
+        ({"work_order": "WO\x00-1"}, E.ERR_SCHEMA),
+        ({"serial": "MA01\n"}, E.ERR_SCHEMA),
+        ({"lease_id": "\x00"}, E.ERR_SCHEMA),
+        ({"data": {"reason": "torn\x00"}}, E.ERR_SCHEMA),
+        ({"data": {"\x07": 1}}, E.ERR_SCHEMA),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, E.ERR_TIMESTAMP),
+        ({"occurred_at": "0999-01-01T00:00:00Z"}, E.ERR_TIMESTAMP),
+        ({"occurred_at": "1969-12-31T23:59:59Z"}, E.ERR_TIMESTAMP),
+        ({"occurred_at": "9999-12-31T23:59:59-01:00"}, E.ERR_TIMESTAMP),
     ],
 )
 def test_hostile_events(change, code):
@@ -233,3 +243,56 @@ def test_enroll_and_config_round_trip():
         WorkOrderInfo.from_dict({**wo.to_dict(), "type": "XYZ"})
     with pytest.raises(ProtocolError):
         EnrollRequest.from_dict({"code": "c" * 65})
+
+
+def test_an_event_cut_short_anywhere_is_refused_cleanly():
+    wire = Event(
+        uuid7(1_700_000_000_000, bytes(10)),
+        "printed",
+        "MA01-HAT-BAG-20251109-00001-ABCD-E",
+        "2025-11-09T10:00:00.000Z",
+        "L1",
+        "WO-1",
+        {"printer": "tcp://x:9100"},
+    )
+    text = wire.to_json().encode()
+    for cut in range(len(text)):
+        with pytest.raises(ProtocolError) as exc:
+            Event.from_json(text[:cut])
+        assert exc.value.code.startswith("ERR_")
+    assert Event.from_json(text) == wire
+
+
+@given(st.binary(max_size=300))
+def test_garbage_bytes_never_escape_as_anything_but_protocol_error(raw):
+    for decode in (Event.from_json, lambda r: decode_batch(loads(r, 10_000))):
+        try:
+            decode(raw)
+        except ProtocolError:
+            pass
+
+
+@given(
+    st.recursive(
+        scalars,
+        lambda kids: (
+            st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_arbitrary_json_values_as_messages(value):
+    for decoder in (
+        Event.from_dict,
+        decode_batch,
+        LeaseRequest.from_dict,
+        LeaseGrant.from_dict,
+        LeaseResponse.from_dict,
+        EnrollRequest.from_dict,
+        AgentConfig.from_dict,
+        decode_results,
+    ):
+        try:
+            decoder(value)
+        except ProtocolError:
+            pass
