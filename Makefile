@@ -28,6 +28,7 @@ test: $(STAMP) services lint
 
 bench: $(STAMP)
 	$(PY) bench/bench_foundation.py
+	$(PY) bench/bench_labels.py
 
 clean:
 	rm -rf $(VENV) demo-run bench-run .pytest_cache .mypy_cache .ruff_cache .hypothesis

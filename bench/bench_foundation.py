@@ -4,9 +4,12 @@
 2. Central ingest throughput on SQLite: events/s accepted from batched pushes over HTTP.
 3. Public verify latency (p50/p99) under a steady open-loop load on loopback.
 
+4. Issue + print end to end (issue #3): ZPL through the printer simulator, PDF to a spool.
+
 The central runs as its own process (`lineledger-central serve`, waitress), the agent and
-the load generator in this one. Aims (issue #2): issue >= 2,000/s with p99 < 5 ms; ingest
->= 5,000 events/s; verify p99 < 20 ms at 200 requests/s.
+the load generator in this one. Aims: issue >= 2,000/s with p99 < 5 ms; ingest >= 5,000
+events/s; verify p99 < 20 ms at 200 requests/s (#2); >= 50 labels/s end to end with ZPL and
+>= 20/s with PDF (#3).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from edge_agent import outbox, pool  # noqa: E402
 from edge_agent.agent import Agent  # noqa: E402
 from edge_agent.config import load_config  # noqa: E402
 from edge_agent.issuing import Issuer  # noqa: E402
+from edge_agent.printing import PrintQueue  # noqa: E402
+from printers.simulator import PrinterSimulator  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -55,6 +60,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="verify requests per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="verify load duration")
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench-run")
+    parser.add_argument("--print-zpl", type=int, default=2000, help="labels printed via ZPL")
+    parser.add_argument("--print-pdf", type=int, default=300, help="labels spooled as PDF")
     args = parser.parse_args()
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
@@ -163,9 +170,16 @@ def main() -> int:
             r["serial"]
             for r in agent.store.conn().execute("SELECT serial FROM serials ORDER BY seq")
         ]
+
+        # 3. issue + print end to end: ZPL to the printer simulator, PDF to a spool folder
+        pool.top_up(agent, scope, need=args.print_zpl + args.print_pdf)
+        results["print_zpl"] = issue_and_print(agent, None, args.print_zpl)
+        results["print_pdf"] = issue_and_print(
+            agent, f"pdf://{args.workdir / 'pdf'}", args.print_pdf
+        )
         agent.close()
 
-        # 3. verify under a steady open-loop load
+        # 4. verify under a steady open-loop load
         results["verify"] = verify_load(url, serials, args.rate, args.seconds)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -174,6 +188,24 @@ def main() -> int:
     print_report(results)
     (args.workdir / "results.json").write_text(json.dumps(results, indent=2))
     return 0
+
+
+def issue_and_print(agent: Agent, url: str | None, count: int) -> dict[str, object]:
+    """Issue `count` serials with a label each and print them; return labels per second."""
+    with PrinterSimulator() as sim:
+        printer = url or sim.url
+        issuer = Issuer(agent)
+        queue = PrintQueue(agent)
+        started = time.perf_counter()
+        jobs = [issuer.issue("WO-1", printer_url=printer).print_job for _ in range(count)]
+        sent = 0
+        for i in range(0, len(jobs), 500):
+            sent += len(queue.run(printer, [j for j in jobs[i : i + 500] if j is not None]).sent)
+        elapsed = time.perf_counter() - started
+        queue.close()
+        printed = len(sim.printed) if url is None else sent
+    assert sent == printed == count, (sent, printed, count)
+    return {"labels": count, "per_s": round(count / elapsed, 1), "printer": printer.split(":")[0]}
 
 
 def verify_load(url: str, serials: list[str], rate: float, seconds: float) -> dict[str, object]:
@@ -231,7 +263,9 @@ def verify_load(url: str, serials: list[str], rate: float, seconds: float) -> di
 
 def print_report(r: dict[str, object]) -> None:
     issue, ingest, verify = r["issue"], r["ingest"], r["verify"]
+    zpl, pdf = r["print_zpl"], r["print_pdf"]
     assert isinstance(issue, dict) and isinstance(ingest, dict) and isinstance(verify, dict)
+    assert isinstance(zpl, dict) and isinstance(pdf, dict)
     print(f"LineLedger foundation benchmark — {r['machine']}")
     print(
         f"edge issue    {issue['per_s']:>8} serials/s   p50 {issue['p50_ms']} ms   "
@@ -241,6 +275,14 @@ def print_report(r: dict[str, object]) -> None:
     print(
         f"central ingest {ingest['per_s']:>7} events/s    ({ingest['events']} events in "
         f"{ingest['batches']} batches of <= 1000 over HTTP, SQLite)   aim >= 5000/s"
+    )
+    print(
+        f"issue + print {zpl['per_s']:>8} labels/s   (ZPL over TCP to the printer simulator, "
+        f"{zpl['labels']} labels with GS1 DataMatrix + QR + Code 128)   aim >= 50/s"
+    )
+    print(
+        f"issue + print {pdf['per_s']:>8} labels/s   (PDF files spooled with fsync, "
+        f"{pdf['labels']} labels)   aim >= 20/s"
     )
     print(
         f"public verify  p50 {verify['p50_ms']} ms   p99 {verify['p99_ms']} ms   max "

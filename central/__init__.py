@@ -18,7 +18,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from central import api_edge, api_ops, api_public, web_errors
+from central import api_admin, api_edge, api_ops, api_public, web_errors
 from central.admin import ensure_active_key
 from central.config import CentralConfig, load_config
 from central.db import Store
@@ -58,10 +58,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_ops.bp)
     app.register_blueprint(api_edge.bp)
     app.register_blueprint(api_public.bp)
+    app.register_blueprint(api_admin.bp)
     # One budget per client address for the API and the page together.
     # The limits depend on configuration, so the views are wrapped here, not where defined.
     verify_limit = limiter.shared_limit(config.verify_rate_limit, scope="verify")
-    for endpoint in ("public.verify_api", "public.verify_page", "public.verify_form"):
+    for endpoint in (
+        "public.verify_api",
+        "public.verify_page",
+        "public.verify_form",
+        "public.digital_link",
+    ):
         app.view_functions[endpoint] = verify_limit(app.view_functions[endpoint])
     enroll_limit = limiter.limit(config.enroll_rate_limit)
     app.view_functions["edge.enroll"] = enroll_limit(app.view_functions["edge.enroll"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from central.errors import (
     ERR_KEYRING,
     ERR_PRODUCT_EXISTS,
     ERR_PRODUCT_UNKNOWN,
+    ERR_TEMPLATE_UNKNOWN,
     ERR_TENANT_EXISTS,
     ERR_TENANT_UNKNOWN,
     ERR_WORK_ORDER_EXISTS,
@@ -30,6 +32,7 @@ from central.errors import (
 )
 from central.keyring import Keyring
 from central.timeutil import as_utc, new_id
+from printers import LabelTemplate, PrinterError
 from protocol.errors import ProtocolError
 from protocol.gs1 import normalise_gtin
 from protocol.messages import PRODUCTION_TYPES, EnrollResponse
@@ -137,6 +140,12 @@ def add_product(
         ).first()
         if exists:
             raise Conflict(ERR_PRODUCT_EXISTS, f"product {sku} exists already for {org}")
+        if (
+            gtin
+            and conn.execute(sa.select(T.products.c.id).where(T.products.c.gtin == gtin)).first()
+        ):
+            # A GTIN names one product worldwide; the Digital Link resolver relies on it.
+            raise Conflict(ERR_PRODUCT_EXISTS, f"GTIN {gtin} belongs to another product already")
         result = conn.execute(
             T.products.insert().values(
                 tenant_id=tenant.id,
@@ -325,3 +334,80 @@ def ensure_active_key(store: Store, keyring: Keyring, now: dt.datetime) -> int:
         check_keyring(store, keyring)
         return version
     return rotate_keys(store, keyring, now)
+
+
+def set_label_template(
+    store: Store, org: str, name: str, body: dict[str, Any], now: dt.datetime
+) -> None:
+    """Create or replace a tenant's label template after checking it renders."""
+    name = _check(_NAME_OF_THING, name, "template name (letters, digits, . _ / -)")
+    try:
+        template = LabelTemplate.from_dict({**body, "name": name.replace("/", "-")})
+    except PrinterError as exc:
+        raise CentralError(exc.code, exc.message) from None
+    text = json.dumps(template.to_dict(), sort_keys=True)
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        conn.execute(
+            store.insert(T.label_templates)
+            .values(tenant_id=tenant.id, name=name, body=text, updated_at=now)
+            .on_conflict_do_update(
+                index_elements=["tenant_id", "name"], set_={"body": text, "updated_at": now}
+            )
+        )
+
+
+def label_templates(conn: Connection, tenant_id: int) -> dict[str, dict[str, Any]]:
+    """Return a tenant's label templates by name; "default" is always there."""
+    rows = conn.execute(
+        sa.select(T.label_templates.c.name, T.label_templates.c.body).where(
+            T.label_templates.c.tenant_id == tenant_id
+        )
+    )
+    found: dict[str, dict[str, Any]] = {r.name: json.loads(r.body) for r in rows}
+    found.setdefault("default", {})
+    return found
+
+
+def set_product_template(store: Store, org: str, sku: str, template: str) -> None:
+    """Print a product's labels with one of the tenant's templates."""
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        if template != "default" and template not in label_templates(conn, tenant.id):
+            raise NotFound(ERR_TEMPLATE_UNKNOWN, f"{org} has no label template {template!r}")
+        done = conn.execute(
+            T.products.update()
+            .where(T.products.c.tenant_id == tenant.id, T.products.c.sku == sku)
+            .values(label_template=template)
+        )
+        if done.rowcount != 1:
+            raise NotFound(ERR_PRODUCT_UNKNOWN, f"no product {sku!r} for {org}")
+
+
+def add_admin_token(store: Store, name: str, now: dt.datetime) -> str:
+    """Create an admin API token; only its hash is stored, the token is shown once."""
+    name = _check(_NAME_OF_THING, name, "token name")
+    token = "lla_" + new_agent_token()[len("llt_") :]
+    with store.write() as conn:
+        exists = conn.execute(
+            sa.select(T.admin_tokens.c.id).where(T.admin_tokens.c.name == name)
+        ).first()
+        if exists:
+            raise Conflict(ERR_INVALID, f"an admin token named {name} exists already")
+        conn.execute(
+            T.admin_tokens.insert().values(name=name, token_hash=hash_secret(token), created_at=now)
+        )
+    return token
+
+
+def admin_token_valid(conn: Connection, token: str) -> bool:
+    """Tell whether a bearer token is a live admin token."""
+    if not token.startswith("lla_") or len(token) > 128:
+        return False
+    row = conn.execute(
+        sa.select(T.admin_tokens.c.id).where(
+            T.admin_tokens.c.token_hash == hash_secret(token),
+            T.admin_tokens.c.revoked_at.is_(None),
+        )
+    ).first()
+    return row is not None

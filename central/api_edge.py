@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from flask import Blueprint, g, request
 
 from central import tables as T
-from central.admin import enroll_agent, flags
-from central.auth import hash_secret
+from central.admin import enroll_agent, flags, label_templates
+from central.auth import bearer_token, hash_secret
 from central.errors import (
     ERR_AGENT_REVOKED,
     ERR_LEASE_UNKNOWN,
@@ -42,7 +42,6 @@ _SEEN_EVERY = dt.timedelta(seconds=60)
 _LEASE_ID = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )  # how often last_seen_at is written per agent
-DEFAULT_LABEL_TEMPLATE = {"name": "default", "dpi": 203, "width_mm": 101.6, "height_mm": 50.8}
 
 
 def _body() -> Any:
@@ -59,9 +58,8 @@ def authenticate() -> None:
     """Resolve the bearer token to an active agent (enroll needs none)."""
     if request.endpoint == "edge.enroll":
         return
-    header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if not token or len(token) > 128:
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not token:
         raise Unauthorized(ERR_UNAUTHORIZED, "send Authorization: Bearer <agent token>")
     rt = runtime()
     with rt.store.read() as conn:
@@ -140,7 +138,14 @@ def config() -> dict[str, Any]:
     with rt.store.read() as conn:
         tenant = conn.execute(sa.select(T.tenants).where(T.tenants.c.id == agent.tenant_id)).one()
         rows = conn.execute(
-            sa.select(wo, p.c.sku, p.c.name.label("product_name"), p.c.category, p.c.gtin)
+            sa.select(
+                wo,
+                p.c.sku,
+                p.c.name.label("product_name"),
+                p.c.category,
+                p.c.gtin,
+                p.c.label_template,
+            )
             .join(p, p.c.id == wo.c.product_id)
             .where(
                 wo.c.tenant_id == agent.tenant_id,
@@ -150,6 +155,7 @@ def config() -> dict[str, Any]:
             .order_by(wo.c.id)
         ).all()
         tenant_flags = flags(conn, agent.tenant_id)
+        templates = label_templates(conn, agent.tenant_id)
     cfg = AgentConfig(
         agent_id=agent.id,
         org=agent.org,
@@ -167,10 +173,11 @@ def config() -> dict[str, Any]:
                 r.quantity,
                 r.status,
                 r.gtin,
+                r.label_template,
             )
             for r in rows
         ),
         flags=tenant_flags,
-        label_template=DEFAULT_LABEL_TEMPLATE,
+        label_templates=templates,
     )
     return cfg.to_dict()

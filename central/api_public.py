@@ -12,19 +12,33 @@ from typing import Any
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from central.admin import admin_token_valid
+from central.auth import bearer_token
 from central.runtime import runtime
 from central.timeutil import utcnow
-from central.verify import GENUINE, Verification, verify_code
+from central.verify import GENUINE, Verification, verify_code, verify_gs1
 
 bp = Blueprint("public", __name__)
 
 MAX_CODE = 200  # anything longer is malformed; never echo more than this
 
 
-def _verify(code: str) -> Verification:
+def _is_admin() -> bool:
+    """Tell whether the request carries a live admin token (for the internal privacy mode)."""
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if not token:
+        return False
+    with runtime().store.read() as conn:
+        return admin_token_valid(conn, token)
+
+
+def _verify(code: str, gs1: tuple[str, str] | None = None) -> Verification:
     rt = runtime()
     started = time.perf_counter()
-    result = verify_code(rt.store, rt.keyring, code[:MAX_CODE])
+    if gs1 is None:
+        result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin())
+    else:
+        result = verify_gs1(rt.store, rt.keyring, gs1[0][:MAX_CODE], gs1[1][:MAX_CODE], _is_admin())
     rt.metrics.verify_seconds.observe(time.perf_counter() - started)
     rt.metrics.verify.labels(result.verdict).inc()
     if result.verdict == GENUINE or "verifications" in result.details:
@@ -66,3 +80,13 @@ def verify_form() -> WerkzeugResponse | str:
     if code:
         return redirect(url_for("public.verify_page", code=code))
     return render_template("verify.html", result=None)
+
+
+@bp.get("/01/<gtin>/21/<path:ai21>")
+def digital_link(gtin: str, ai21: str) -> Any:
+    """Resolve a GS1 Digital Link: the page for people, JSON for programs that ask for it."""
+    result = _verify("", (gtin, ai21))
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if request.args.get("format") == "json" or best == "application/json":
+        return result.to_dict()
+    return render_template("verify.html", result=result.to_dict())

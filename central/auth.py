@@ -35,3 +35,11 @@ def canonical_enroll_code(code: str) -> str:
 def new_agent_token() -> str:
     """Return a fresh agent bearer token."""
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def bearer_token(header: str) -> str:
+    """Return the token of an `Authorization: Bearer <token>` header ("" if none)."""
+    if header[:7].lower() != "bearer ":
+        return ""
+    token = header[7:].strip()
+    return token if len(token) <= 128 else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from zeroconf import InterfaceChoice, ServiceInfo, Zeroconf
 
 from central import admin, create_app, init_registry
 from central import tables as T
@@ -24,6 +26,7 @@ from central.db import Store, normalise_url
 from central.errors import CentralError
 from central.keyring import Keyring
 from central.timeutil import utcnow
+from printers.discovery import CENTRAL_TYPE, advertise
 from protocol.errors import ProtocolError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,9 +124,14 @@ def init(ctx: _Ctx) -> None:
     help="Port (0 picks a free one and prints it).",
 )
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--advertise",
+    is_flag=True,
+    help="Announce this registry on the local network (zeroconf _lineledger._tcp).",
+)
 @pass_ctx
 @_friendly
-def serve(ctx: _Ctx, host: str, port: int, threads: int) -> None:
+def serve(ctx: _Ctx, host: str, port: int, threads: int, advertise: bool) -> None:
     """Serve the edge API, public verify and metrics (waitress, production-ready)."""
     from waitress import create_server
 
@@ -131,7 +139,7 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = create_app(ctx.overrides)
     server: Any = create_server(app, host=host, port=port, threads=threads, ident="lineledger")
-    bound = server.effective_port
+    bound = int(server.effective_port)
     click.echo(f"lineledger-central listening on http://{host}:{bound}", nl=True)
     sys.stdout.flush()
 
@@ -139,11 +147,16 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    announcement = _announce(host, bound) if advertise else None
     try:
         server.run()
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
+        if announcement is not None:
+            zc, info = announcement
+            zc.unregister_service(info)
+            zc.close()
         server.close()
         app.extensions["lineledger"].close()
         click.echo("lineledger-central stopped")
@@ -171,6 +184,16 @@ def stats(ctx: _Ctx) -> None:
             "agents": grouped(conn, T.agents.c.status),
         }
     click.echo(json.dumps(body, sort_keys=True))
+
+
+def _announce(host: str, port: int) -> tuple[Zeroconf, ServiceInfo]:
+    """Register `_lineledger._tcp` so agents on the plant network can find this registry."""
+    addresses = None if host in ("0.0.0.0", "::", "") else [host]
+    zc = Zeroconf(interfaces=addresses or InterfaceChoice.All)
+    name = f"LineLedger central {socket.gethostname()}"[:63].replace(".", "-")
+    info = advertise(zc, CENTRAL_TYPE, name, port, {"api": "/api/edge/v1"}, addresses)
+    click.echo(f"advertised as {info.name}")
+    return zc, info
 
 
 @main.group()
@@ -239,12 +262,95 @@ def product() -> None:
 @click.option("--category", required=True, help="2-4 letters; the third field of serials.")
 @click.option("--name", required=True)
 @click.option("--gtin", default=None, help="GTIN-8/12/13/14 (stored as GTIN-14).")
+@click.option("--template", default=None, help="Label template name (default: default).")
 @pass_ctx
 @_friendly
-def product_add(ctx: _Ctx, org: str, sku: str, category: str, name: str, gtin: str | None) -> None:
+def product_add(
+    ctx: _Ctx,
+    org: str,
+    sku: str,
+    category: str,
+    name: str,
+    gtin: str | None,
+    template: str | None,
+) -> None:
     """Add a product."""
     admin.add_product(ctx.store, org.upper(), sku, category, name, gtin, utcnow())
+    if template:
+        admin.set_product_template(ctx.store, org.upper(), sku, template)
     click.echo(f"product {sku} added to {org.upper()}")
+
+
+@product.command(
+    "template",
+    epilog=_example(
+        "lineledger-central product template --org MA01 --sku TOTE-01 --template big-gs1"
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--sku", required=True)
+@click.option("--template", required=True, help="Template name, or 'default'.")
+@pass_ctx
+@_friendly
+def product_template(ctx: _Ctx, org: str, sku: str, template: str) -> None:
+    """Choose the label template of a product."""
+    admin.set_product_template(ctx.store, org.upper(), sku, template)
+    click.echo(f"{org.upper()} {sku} prints with template {template}")
+
+
+@main.group()
+def template() -> None:
+    """Manage label templates (size, dpi, fields, barcode kinds)."""
+
+
+@template.command(
+    "set",
+    epilog=_example(
+        "lineledger-central template set --org MA01 --name big-gs1 --json "
+        '\'{"width_mm": 101.6, "height_mm": 76.2, "barcodes": ["gs1_datamatrix", "qr"]}\''
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--name", required=True)
+@click.option("--json", "body", default=None, help="The template as a JSON object.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A file holding the template as a JSON object.",
+)
+@pass_ctx
+@_friendly
+def template_set(ctx: _Ctx, org: str, name: str, body: str | None, path: str | None) -> None:
+    """Create or replace a label template; it reaches the agents with their config."""
+    import json
+
+    if (body is None) == (path is None):
+        raise click.UsageError("give the template with --json or with --file")
+    text = body if body is not None else open(path, encoding="utf-8").read(65536)  # noqa: SIM115
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise CentralError("ERR_INVALID", "the template is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise CentralError("ERR_INVALID", "a template is a JSON object")
+    admin.set_label_template(ctx.store, org.upper(), name, data, utcnow())
+    click.echo(f"template {name} saved for {org.upper()}")
+
+
+@template.command("list", epilog=_example("lineledger-central template list --org MA01"))
+@click.option("--org", required=True)
+@pass_ctx
+@_friendly
+def template_list(ctx: _Ctx, org: str) -> None:
+    """List a tenant's label templates as JSON lines."""
+    import json
+
+    with ctx.store.read() as conn:
+        tenant = admin.tenant_by_org(conn, org.upper())
+        for name, body in sorted(admin.label_templates(conn, tenant.id).items()):
+            click.echo(json.dumps({"name": name, "template": body}, sort_keys=True))
 
 
 @main.group("work-order")
@@ -347,6 +453,21 @@ def agent_list(ctx: _Ctx) -> None:
             click.echo(
                 f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen {row.last_seen_at}"
             )
+
+
+@main.group("admin-token")
+def admin_token() -> None:
+    """Manage admin API tokens."""
+
+
+@admin_token.command("add", epilog=_example("lineledger-central admin-token add --name ops"))
+@click.option("--name", required=True, help="Who or what uses the token.")
+@pass_ctx
+@_friendly
+def admin_token_add(ctx: _Ctx, name: str) -> None:
+    """Create an admin API token; it is shown once, as the last word."""
+    token = admin.add_admin_token(ctx.store, name, utcnow())
+    click.echo(f"admin token {name} (store it now, it is not shown again): {token}")
 
 
 @main.group()

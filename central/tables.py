@@ -59,8 +59,31 @@ products = sa.Table(
     sa.Column("category", sa.String(4), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("gtin", sa.String(14)),
+    sa.Column("label_template", sa.String(64), nullable=False, server_default="default"),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tenant_id", "sku"),
+    sa.Index(None, "gtin"),
+)
+
+label_templates = sa.Table(
+    "label_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # JSON, validated by printers.LabelTemplate
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+admin_tokens = sa.Table(
+    "admin_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("revoked_at", TS),
 )
 
 work_orders = sa.Table(

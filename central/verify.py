@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from central.leases import find_lease
 from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.errors import ProtocolError
+from protocol.gs1 import normalise_gtin, standard_from_ai21
 from protocol.serials import parse
 from protocol.timefmt import format_ts
 
@@ -65,6 +66,7 @@ class Verification:
     reason: str | None = None
     mode: str = "minimal"
     details: dict[str, Any] = field(default_factory=dict)
+    gs1: str | None = None  # the element string asked about, in (AI) form
 
     def to_dict(self) -> dict[str, Any]:
         """Return the public answer for the tenant's privacy mode."""
@@ -76,6 +78,8 @@ class Verification:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.gs1:
+            out["gs1"] = self.gs1
         if self.mode in ("standard", "internal") and self.details:
             out["details"] = self.details
         return out
@@ -96,7 +100,9 @@ def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = Fals
         if tenant is None:
             return Verification(text, UNKNOWN)
         mode = flags(conn, tenant.id)[FLAG_VERIFY_MODE]
-        if mode == "internal" and not internal:
+        if internal:
+            mode = "internal"  # an authenticated admin sees everything
+        elif mode == "internal":
             mode = "standard"  # internal detail is for authenticated admins only
         lease = find_lease(conn, serial.scope.key, serial.seq)
         if lease is None or not serial.mac_valid(keyring.lease_key(lease.key_version, lease.id)):
@@ -132,6 +138,34 @@ def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = Fals
         return Verification(text, PENDING, mode=mode, details=_details(tenant, serial, None))
     verdict = _STATE_VERDICT.get(reg.state, GENUINE)
     return Verification(text, verdict, mode=mode, details=_details(tenant, serial, reg, mode))
+
+
+def verify_gs1(
+    store: Store, keyring: Keyring, gtin: str, ai21: str, internal: bool = False
+) -> Verification:
+    """Return the verdict on a GTIN + AI (21) pair, as in a GS1 Digital Link or DataMatrix."""
+    shown = f"(01){gtin[:14]}(21){ai21[:20]}"
+    try:
+        gtin14 = normalise_gtin(gtin)
+    except ProtocolError as exc:
+        return Verification(shown, MALFORMED, exc.code, gs1=shown)
+    shown = f"(01){gtin14}(21){ai21[:20]}"
+    with store.read() as conn:
+        product = conn.execute(
+            sa.select(T.tenants.c.org_code, T.products.c.category)
+            .join(T.tenants, T.tenants.c.id == T.products.c.tenant_id)
+            .where(T.products.c.gtin == gtin14)
+        ).first()
+    if product is None:
+        return Verification(shown, UNKNOWN, gs1=shown)
+    try:
+        serial = standard_from_ai21(ai21, product.org_code, product.category)
+    except ProtocolError as exc:
+        # A broken check character or date is a typo; any other shape is not one of ours.
+        verdict = MALFORMED if exc.code.startswith("ERR_SERIAL_") else UNKNOWN
+        return Verification(shown, verdict, exc.code if verdict == MALFORMED else None, gs1=shown)
+    result = verify_code(store, keyring, serial, internal)
+    return replace(result, gs1=shown)
 
 
 def _details(tenant: Any, serial: Any, reg: Any, mode: str = "standard") -> dict[str, Any]:

@@ -102,10 +102,16 @@ class Agent:
                 ("line", cfg.line),
             ):
                 self.store.set_meta(conn, key, value)
-            conn.execute("DELETE FROM work_orders")
+            # Work orders central no longer lists are kept as closed: their serials may
+            # still need a reprint, which needs the product's name and template.
+            conn.execute("UPDATE work_orders SET status = 'closed'")
             conn.executemany(
                 "INSERT INTO work_orders(number, sku, product_name, category, ptype, quantity,"
-                " status, gtin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " status, gtin, label_template) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(number) DO UPDATE SET sku = excluded.sku, product_name = "
+                "excluded.product_name, category = excluded.category, ptype = excluded.ptype, "
+                "quantity = excluded.quantity, status = excluded.status, gtin = excluded.gtin, "
+                "label_template = excluded.label_template",
                 [
                     (
                         w.number,
@@ -116,11 +122,12 @@ class Agent:
                         w.quantity,
                         w.status,
                         w.gtin,
+                        w.label_template,
                     )
                     for w in cfg.work_orders
                 ],
             )
-            self.store.set_meta(conn, "label_template", json.dumps(cfg.label_template))
+            self.store.set_meta(conn, "label_templates", json.dumps(cfg.label_templates))
             self.store.set_meta(conn, "config_at", self.now().isoformat())
 
     def refresh_config(self) -> AgentConfig:
@@ -152,6 +159,7 @@ class Agent:
             row["quantity"],
             row["status"],
             row["gtin"],
+            row["label_template"] or "default",
         )
 
     def work_order_numbers(self) -> list[str]:

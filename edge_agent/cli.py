@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from zeroconf import InterfaceChoice
 
 from edge_agent import outbox, pool
 from edge_agent.agent import Agent
@@ -30,10 +31,14 @@ from edge_agent.errors import (
     CentralUnreachable,
     EdgeError,
 )
-from edge_agent.issuing import Issuer
-from edge_agent.printing import PrintQueue, confirm_job, list_jobs, release_job
+from edge_agent.issuing import Issuer, void_serial
+from edge_agent.labels import label_for, preview_for
+from edge_agent.printing import PrintQueue, confirm_job, list_jobs, queue_reprint, release_job
+from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
 from printers import PrinterError
+from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
+from printers.render import render_label
 from printers.urls import parse_printer_url
 from protocol.errors import ProtocolError
 from protocol.messages import EnrollRequest
@@ -237,6 +242,114 @@ def _print_jobs(agent: Agent, printer_url: str, jobs: list[int]) -> None:
         sys.exit(EXIT_PRINTER)
 
 
+@main.command(
+    epilog=_example(
+        'lineledger-edge reprint MA01-HAT-BAG-20251109-00027-A9K2-X --reason "label smudged"'
+    )
+)
+@click.argument("serial")
+@click.option("--reason", required=True, help="Why the label is printed again.")
+@click.option("--printer", default=None, help="Printer URL (default from edge.toml).")
+@pass_ctx
+@_friendly
+def reprint(ctx: _Ctx, serial: str, reason: str, printer: str | None) -> None:
+    """Print a serial's label again; the reprint and its reason are recorded."""
+    agent = ctx.agent
+    printer_url = printer or agent.config.printer_url
+    if not printer_url:
+        raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
+    parse_printer_url(printer_url)
+    job = queue_reprint(agent, serial.strip().upper(), reason, printer_url)
+    _emit({"ok": True, "serial": serial.strip().upper(), "print_job": job})
+    _print_jobs(agent, printer_url, [job])
+
+
+@main.command(
+    epilog=_example('lineledger-edge void MA01-HAT-BAG-20251109-00027-A9K2-X --reason "label torn"')
+)
+@click.argument("serial")
+@click.option("--reason", required=True, help="Why the serial is withdrawn.")
+@pass_ctx
+@_friendly
+def void(ctx: _Ctx, serial: str, reason: str) -> None:
+    """Void a serial whose label was damaged or never applied; it is never used again."""
+    event_id = void_serial(ctx.agent, serial.strip().upper(), reason)
+    _emit({"ok": True, "serial": serial.strip().upper(), "event_id": event_id, "state": "voided"})
+
+
+@main.command(
+    epilog=_example(
+        "lineledger-edge label MA01-HAT-BAG-20251109-00027-A9K2-X --format pdf --output label.pdf"
+    )
+)
+@click.argument("serial", required=False)
+@click.option(
+    "--work-order",
+    "work_order",
+    default=None,
+    help="Instead of a serial: preview the next label of this work order.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["zpl", "pdf", "png"]), default="pdf", show_default=True
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="File to write ('-' for stdout).",
+)
+@pass_ctx
+@_friendly
+def label(ctx: _Ctx, serial: str | None, work_order: str | None, fmt: str, output: str) -> None:
+    """Render the label of an issued serial (or a preview of a work order's next label)."""
+    if (serial is None) == (work_order is None):
+        raise click.UsageError("give a SERIAL or --work-order")
+    if serial is not None:
+        unit, template = label_for(ctx.agent, serial.strip().upper())
+    else:
+        assert work_order is not None
+        unit, template = preview_for(ctx.agent, work_order)
+    data = render_label(unit, template, fmt)
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        Path(output).write_bytes(data)
+        _say(f"wrote {len(data)} bytes of {fmt.upper()} to {output}")
+
+
+@main.command(epilog=_example("lineledger-edge printers --timeout 3"))
+@click.option(
+    "--timeout",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.2, 60),
+    help="Seconds to listen for announcements.",
+)
+@click.option(
+    "--interface",
+    "interfaces",
+    multiple=True,
+    help="Listen on this address only (repeatable; default: every interface).",
+)
+@_friendly
+def printers(timeout: float, interfaces: tuple[str, ...]) -> None:
+    """Find network label printers and central registries announced with zeroconf."""
+    where = list(interfaces) or InterfaceChoice.All
+    for found in browse([PRINTER_TYPE, CENTRAL_TYPE], timeout, interfaces=where):
+        kind = "printer" if found.type == PRINTER_TYPE else "central"
+        _emit(
+            {
+                "kind": kind,
+                "name": found.name,
+                "url": found.url,
+                "host": found.host,
+                "port": found.port,
+                "addresses": list(found.addresses),
+            }
+        )
+
+
 @main.command(epilog=_example("lineledger-edge sync"))
 @pass_ctx
 @_friendly
@@ -259,6 +372,9 @@ def status(ctx: _Ctx, printer: str | None) -> None:
 
 @main.command(epilog=_example("lineledger-edge run --printer tcp://10.0.0.7:9100 --port 8765"))
 @click.option("--printer", default=None, help="Default printer URL for queued labels.")
+@click.option(
+    "--scanner", default=None, help="Serial/USB scanner URL, e.g. /dev/serial/by-id/...?baud=9600."
+)
 @click.option("--host", default=None, help="Operator page address (default 127.0.0.1).")
 @click.option(
     "--port",
@@ -268,7 +384,9 @@ def status(ctx: _Ctx, printer: str | None) -> None:
 )
 @pass_ctx
 @_friendly
-def run(ctx: _Ctx, printer: str | None, host: str | None, port: int | None) -> None:
+def run(
+    ctx: _Ctx, printer: str | None, scanner: str | None, host: str | None, port: int | None
+) -> None:
     """Run the agent service: sync, pool top-up, print queue and the operator page."""
     from edge_agent.service import Service
 
@@ -282,7 +400,9 @@ def run(ctx: _Ctx, printer: str | None, host: str | None, port: int | None) -> N
     agent = Agent(load_config(ctx.home, overrides))
     agent.identity()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    service = Service(agent, printer)
+    if scanner:
+        parse_scanner_url(scanner)
+    service = Service(agent, printer, scanner)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -305,7 +425,9 @@ def print_jobs() -> None:
 
 @print_jobs.command("list", epilog=_example("lineledger-edge print-jobs list --status held"))
 @click.option(
-    "--status", type=click.Choice(["queued", "printing", "sent", "failed", "held"]), default=None
+    "--status",
+    type=click.Choice(["queued", "claimed", "sending", "sent", "failed", "held", "cancelled"]),
+    default=None,
 )
 @pass_ctx
 @_friendly

@@ -24,6 +24,7 @@ class EdgeConfig:
 
     home: str = "."
     printer_url: str = ""  # default printer; `issue --printer` overrides it
+    scanner_url: str = ""  # serial/USB-CDC scanner, e.g. /dev/serial/by-id/...?baud=9600
     lease_block: int = 2_500  # numbers asked for in one lease request (at least)
     pool_target: int = 10_000  # numbers kept on hand per active scope
     low_water: int = 4_000  # top up below this; warn the operator below a quarter of it

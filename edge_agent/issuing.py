@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.agent import Agent
-from edge_agent.errors import ERR_POOL_EMPTY, EdgeError
+from edge_agent.errors import ERR_BUSY, ERR_NOT_OURS, ERR_POOL_EMPTY, ERR_REASON, EdgeError
 from edge_agent.pool import production_date, scope_for
+from protocol.errors import ProtocolError
 from protocol.events import Event
-from protocol.lifecycle import ISSUED
+from protocol.lifecycle import ISSUED, VOIDED, next_state
 from protocol.serials import Scope, render
 from protocol.timefmt import format_ts
 
@@ -107,3 +108,51 @@ class Issuer:
                     (serial, printer_url, stamp),
                 ).lastrowid
         return Issued(serial, event_id, seq, scope.key, row["lease_id"], wo.number, stamp, job)
+
+
+MAX_REASON = 256
+
+
+def check_reason(reason: str) -> str:
+    """Return a cleaned reason, or raise: reprints and voids must say why."""
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON or not reason.isprintable():
+        raise EdgeError(ERR_REASON, f"give a reason of 1-{MAX_REASON} printable characters")
+    return reason
+
+
+def void_serial(agent: Agent, serial: str, reason: str) -> str:
+    """Void a serial whose label was damaged or never applied; return the event id.
+
+    The number stays used for good (numbers are never issued twice); waiting print jobs of
+    the serial are cancelled in the same transaction.
+    """
+    reason = check_reason(reason)
+    stamp = format_ts(agent.now())
+    event_id = agent.new_event_id()
+    event = Event(event_id, VOIDED, serial, stamp, data={"reason": reason})
+    with agent.store.write() as conn:
+        row = conn.execute("SELECT state FROM serials WHERE serial = ?", (serial,)).fetchone()
+        if row is None:
+            raise EdgeError(ERR_NOT_OURS, f"serial {serial} was not issued by this agent")
+        try:
+            next_state(row["state"], VOIDED)
+        except ProtocolError as exc:
+            raise EdgeError(exc.code, f"cannot void {serial}: it is {row['state']}") from None
+        sending = conn.execute(
+            "SELECT COUNT(*) FROM print_jobs WHERE serial = ? AND status = 'sending'", (serial,)
+        ).fetchone()[0]
+        if sending:
+            raise EdgeError(ERR_BUSY, f"a label of {serial} is being sent right now; try again")
+        conn.execute("UPDATE serials SET state = 'voided' WHERE serial = ?", (serial,))
+        conn.execute(
+            "UPDATE print_jobs SET status = 'cancelled', owner = NULL, last_error = ? "
+            "WHERE serial = ? AND status IN ('queued', 'failed', 'claimed', 'held')",
+            (f"serial voided: {reason}"[:256], serial),
+        )
+        conn.execute(
+            "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+            "VALUES (?, ?, ?, ?, ?, 'pending')",
+            (event_id, serial, VOIDED, event.to_json(), stamp),
+        )
+    return event_id

@@ -21,25 +21,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.agent import Agent
-from edge_agent.errors import ERR_JOB_UNKNOWN, EdgeError
-from printers import (
-    LabelTemplate,
-    PrinterError,
-    PrinterStatus,
-    UnitLabel,
-    open_printer,
-    render_zpl,
-)
+from edge_agent.errors import ERR_JOB_UNKNOWN, ERR_NOT_OURS, EdgeError
+from edge_agent.issuing import check_reason
+from edge_agent.labels import label_for
+from printers import PrinterError, PrinterStatus, open_printer
 from printers.base import PrinterTransport
 from printers.errors import ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
+from printers.render import render_label
+from protocol.errors import ProtocolError
 from protocol.events import Event
-from protocol.lifecycle import PRINTED, REPRINTED
+from protocol.lifecycle import PRINTED, REPRINTED, next_state
 from protocol.timefmt import format_ts
 
 QUEUED = "queued"
 CLAIMED = "claimed"  # taken by one process, not started
 SENDING = "sending"  # being written to the printer
 SENT = "sent"
+CANCELLED = "cancelled"  # the serial was voided before its label was sent
 FAILED = "failed"  # the last attempt failed; tried again at next_attempt_at
 HELD = "held"
 _ERROR_STATES = {ERR_PRINTER_UNREACHABLE: "unreachable", ERR_PRINTER_NO_ANSWER: "no_answer"}
@@ -76,7 +74,7 @@ def job_counts(agent: Agent) -> dict[str, int]:
         "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
     )
     found = {r["status"]: r["n"] for r in rows}
-    return {s: found.get(s, 0) for s in (QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD)}
+    return {s: found.get(s, 0) for s in (QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD, CANCELLED)}
 
 
 class PrintQueue:
@@ -103,36 +101,6 @@ class PrintQueue:
                 transport = open_printer(url)
             self._transports[url] = transport
         return transport
-
-    def template(self) -> LabelTemplate:
-        """Return the label template central configured (or the default)."""
-        data = self.agent.store.get_meta_json("label_template")
-        return LabelTemplate.from_dict(data) if isinstance(data, dict) else LabelTemplate()
-
-    def label(self, serial: str) -> UnitLabel:
-        """Return what the label of an issued serial says."""
-        row = (
-            self.agent.store.conn()
-            .execute(
-                "SELECT s.serial, s.work_order, s.scope_key, w.product_name, w.sku "
-                "FROM serials s LEFT JOIN work_orders w ON w.number = s.work_order "
-                "WHERE s.serial = ?",
-                (serial,),
-            )
-            .fetchone()
-        )
-        if row is None:
-            raise EdgeError(ERR_JOB_UNKNOWN, f"serial {serial} was not issued by this agent")
-        base = self.agent.store.get_meta("verify_base_url") or "http://localhost"
-        date = row["scope_key"].rsplit("-", 1)[-1]
-        return UnitLabel(
-            serial=row["serial"],
-            verify_url=f"{base}/v/{row['serial']}",
-            product_name=row["product_name"] or "",
-            sku=row["sku"] or "",
-            work_order=row["work_order"] or "",
-            prod_date=f"{date[:4]}-{date[4:6]}-{date[6:]}",
-        )
 
     def _remember(
         self, url: str, state: str, error: PrinterError | None, status: PrinterStatus | None = None
@@ -196,7 +164,7 @@ class PrintQueue:
                 "UPDATE print_jobs SET status = 'claimed', owner = ?, claimed_at = ? "
                 "WHERE id IN (SELECT id FROM print_jobs WHERE status IN ('queued', 'failed') AND "
                 f"printer_url = ? AND next_attempt_at <= ?{only} ORDER BY id LIMIT ?) "
-                "RETURNING id, serial, kind",
+                "RETURNING id, serial, kind, reason",
                 params,
             ).fetchall()
         return sorted(rows, key=lambda r: r["id"])
@@ -230,7 +198,7 @@ class PrintQueue:
                     ),
                 )
 
-    def _hold(self, job: Any, exc: PrinterError) -> None:
+    def _hold(self, job: Any, exc: PrinterError | EdgeError) -> None:
         with self.agent.store.write() as conn:
             conn.execute(
                 "UPDATE print_jobs SET status = 'held', last_error = ? WHERE id = ? AND owner = ?",
@@ -238,9 +206,12 @@ class PrintQueue:
             )
 
     def run(self, url: str, job_ids: list[int] | None = None) -> PrintRound:
-        """Send queued labels for one printer until none is due or the printer has a fault."""
+        """Send queued labels for one printer until none is due or the printer has a fault.
+
+        The printer's status is asked before every batch and once more after the last one,
+        so a fault that appeared while printing is shown at once.
+        """
         result = PrintRound(url)
-        template = self.template()
         while True:
             now = time.time()
             state, error = self.check(url)
@@ -251,16 +222,18 @@ class PrintQueue:
             jobs = self._claim(url, job_ids, now)
             if not jobs:
                 return result
+            transport = self._transport(url)
             for i, job in enumerate(jobs):
                 try:
-                    data = render_zpl(self.label(job["serial"]), template)
-                except PrinterError as exc:  # this label's data cannot be printed: hold it
+                    label, template = label_for(self.agent, job["serial"])
+                    data = render_label(label, template, transport.format)
+                except (PrinterError, EdgeError) as exc:  # this label cannot be printed: hold it
                     self._hold(job, exc)
                     continue
                 if not self._start_sending(job):
                     continue  # settled by someone else meanwhile
                 try:
-                    self._transport(url).send(data, job_name=job["serial"])
+                    transport.send(data, job_name=job["serial"])
                 except PrinterError as exc:
                     # Unreachable or a broken-off write: the printer has no complete format.
                     self._release(jobs[i:], exc, job["id"], now)
@@ -284,6 +257,13 @@ class PrintQueue:
         return [self.run(url) for url in urls]
 
 
+def _event_data(job: Any, url: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"printer": url[:256], "job": job["id"]}
+    if job["reason"]:
+        data["reason"] = job["reason"][:256]
+    return data
+
+
 def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:
     """Record a job sent and its `printed` event in one transaction.
 
@@ -298,7 +278,7 @@ def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:
         kind,
         job["serial"],
         stamp,
-        data={"printer": url[:256], "job": job["id"]},
+        data=_event_data(job, url),
     )
     if owner is None:
         where, params = "status = 'held'", ()
@@ -325,6 +305,27 @@ def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:
     return True
 
 
+def queue_reprint(agent: Agent, serial: str, reason: str, printer_url: str) -> int:
+    """Queue a reprint of a printed serial's label, with the reason it is needed."""
+    reason = check_reason(reason)
+    stamp = format_ts(agent.now())
+    with agent.store.write() as conn:
+        row = conn.execute("SELECT state FROM serials WHERE serial = ?", (serial,)).fetchone()
+        if row is None:
+            raise EdgeError(ERR_NOT_OURS, f"serial {serial} was not issued by this agent")
+        try:
+            next_state(row["state"], REPRINTED)
+        except ProtocolError as exc:
+            raise EdgeError(exc.code, f"cannot reprint {serial}: it is {row['state']}") from None
+        job = conn.execute(
+            "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at, reason) "
+            "VALUES (?, ?, 'reprint', 'queued', ?, ?)",
+            (serial, printer_url, stamp, reason),
+        ).lastrowid
+    assert job is not None
+    return job
+
+
 def release_job(agent: Agent, job_id: int) -> None:
     """Queue a held job again (the operator saw that its label did not come out)."""
     with agent.store.write() as conn:
@@ -341,7 +342,9 @@ def confirm_job(agent: Agent, job_id: int) -> None:
     """Mark a held job sent (the operator saw its label come out) and record `printed`."""
     row = (
         agent.store.conn()
-        .execute("SELECT id, serial, kind, printer_url FROM print_jobs WHERE id = ?", (job_id,))
+        .execute(
+            "SELECT id, serial, kind, reason, printer_url FROM print_jobs WHERE id = ?", (job_id,)
+        )
         .fetchone()
     )
     if row is None or not mark_sent(agent, row, row["printer_url"], None):

@@ -21,6 +21,8 @@ from edge_agent.agent import Agent
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
 from edge_agent.outbox import SyncWorker, prune
 from edge_agent.printing import PrintQueue
+from edge_agent.scanner import ScannerReader
+from edge_agent.scanning import ScanDesk
 from edge_agent.status import build_status
 from edge_agent.web import create_operator_app
 
@@ -30,11 +32,16 @@ log = logging.getLogger("lineledger.edge")
 class Service:
     """The scheduler, the workers and the operator page of one agent."""
 
-    def __init__(self, agent: Agent, printer_url: str | None = None) -> None:
+    def __init__(
+        self, agent: Agent, printer_url: str | None = None, scanner_url: str | None = None
+    ) -> None:
         self.agent = agent
         self.printer_url = printer_url or agent.config.printer_url or None
+        self.scanner_url = scanner_url or agent.config.scanner_url or None
         self.sync = SyncWorker(agent)
         self.queue = PrintQueue(agent)
+        self.desk = ScanDesk(agent)
+        self.scanner: ScannerReader | None = None
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self.last_errors: dict[str, str] = {}
         self._server: Any = None
@@ -71,6 +78,14 @@ class Service:
             self.agent, probe=False, sync_state=self.sync.state(), printer_url=self.printer_url
         )
         out["jobs_errors"] = dict(self.last_errors)
+        out["scans"] = self.desk.recent()
+        out["scanner"] = {
+            "url": self.scanner_url,
+            "state": self.scanner.state if self.scanner else "none",
+            "error": self.scanner.last_error.message
+            if self.scanner and self.scanner.last_error
+            else None,
+        }
         return out
 
     def start(self) -> None:
@@ -97,7 +112,9 @@ class Service:
                 next_run_time=now,
             )
         self.scheduler.start()
-        app = create_operator_app(self.status)
+        if self.scanner_url:
+            self.scanner = ScannerReader(self.scanner_url, self.desk.on_scanner).start()
+        app = create_operator_app(self.status, self.agent, self.desk)
         self._server = create_server(
             app, host=cfg.operator_host, port=cfg.operator_port, threads=4, ident="lineledger-edge"
         )
@@ -109,6 +126,8 @@ class Service:
 
     def stop(self) -> None:
         """Stop the jobs (waiting for running ones), the page, and release resources."""
+        if self.scanner is not None:
+            self.scanner.stop()
         self.scheduler.shutdown(wait=True)
         if self._server is not None:
             self._server.close()

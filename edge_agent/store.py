@@ -32,6 +32,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "quantity": int,
             "status": str,
             "gtin": str,
+            "label_template": str,
         },
         "pk": "number",
     },
@@ -103,6 +104,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "last_error": str,
             "created_at": str,
             "sent_at": str,
+            "reason": str,
         },
         "pk": "id",
         "not_null": {"serial", "printer_url", "status", "attempts", "next_attempt_at"},
@@ -177,6 +179,11 @@ class EdgeStore:
                 defaults=spec.get("defaults"),
                 if_not_exists=True,
             )
+            # A home made by an older version gets the columns added since.
+            existing = db[name].columns_dict  # type: ignore[union-attr]
+            for column, kind in spec["columns"].items():
+                if column not in existing:
+                    db[name].add_column(column, kind)  # type: ignore[union-attr]
         for table, columns in _INDEXES:
             db[table].create_index(columns, if_not_exists=True)  # type: ignore[union-attr]
         self.conn().execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox(event_id)")

@@ -12,7 +12,13 @@ Delivery contract of `PrinterTransport.send(data, job_name)`:
 - `PrinterError` with code `ERR_PRINTER_IO` means the write broke off part way. The back end
   closes the connection, and a printer discards a `^XA...^XZ` format cut short by a closed
   connection, so sending it again is also safe.
+- `PrinterError` with code `ERR_LABEL_DATA` means the data is not in the transport's
+  `format` (a PDF spool given ZPL): a bug in the caller; nothing was written.
 - No other error leaves `send`.
+
+`format` says what a transport takes: "zpl" (ZPL II printers over TCP or a serial line, and
+ZPL spool directories) or "pdf" (PDF spool directories); render with
+`printers.render.render_label(label, template, transport.format)`.
 
 `query_status()` returns the printer's `PrinterStatus` or raises `PrinterError`: unreachable,
 `ERR_PRINTER_NO_ANSWER` when the printer stays silent (a fault in itself), `ERR_PRINTER_STATUS`
@@ -33,9 +39,11 @@ from printers.status import PrinterStatus
 
 
 class PrinterTransport(abc.ABC):
-    """A way to get ZPL formats to one printer and to ask it how it is."""
+    """A way to get labels to one printer and to ask it how it is."""
 
     url: str
+    # What `send` takes: "zpl" or "pdf" (one of printers.render.RENDER_FORMATS).
+    format: str = "zpl"
 
     @abc.abstractmethod
     def send(self, data: bytes, job_name: str) -> None:

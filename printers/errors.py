@@ -28,6 +28,9 @@ ERR_PRINTER_IO = "ERR_PRINTER_IO"
 ERR_LABEL_TEMPLATE = "ERR_LABEL_TEMPLATE"
 # The data for one label cannot be printed faithfully (serial or verify URL unusable).
 ERR_LABEL_DATA = "ERR_LABEL_DATA"
+# A ZPL format cannot be read back: malformed, beyond the size limits, or outside the subset
+# of ZPL II that `printers.zplrender` understands.
+ERR_ZPL = "ERR_ZPL"
 
 
 class PrinterError(Exception):
@@ -55,3 +58,10 @@ class LabelError(PrinterError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ERR_LABEL_DATA, message)
+
+
+class ZplError(PrinterError, ValueError):
+    """A ZPL format is malformed, too large, or uses a command the reader does not support."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ERR_ZPL, message)

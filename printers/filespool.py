@@ -2,7 +2,8 @@
 
 A file appears whole or not at all (written to a hidden temporary file, synced, then linked
 into place), and a reprint never replaces an earlier file: it gets the next free name,
-`<job_name>.2.zpl`, `<job_name>.3.zpl` and so on.
+`<job_name>.2.zpl`, `<job_name>.3.zpl` and so on. Subclasses spool other formats the same
+way by setting `suffix`, `scheme` and `format` (`printers.pdfspool`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ _JOB_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 class FilePrinter(PrinterTransport):
-    """A spool directory that stands in for a printer."""
+    """A spool directory of ZPL files that stands in for a printer."""
+
+    format = "zpl"
+    suffix = ".zpl"
+    scheme = "file"
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory).absolute()
-        self.url = self.directory.as_uri()
+        # as_uri() quotes the path properly; only the scheme differs between spools.
+        self.url = self.scheme + self.directory.as_uri()[len("file") :]
         self._lock = threading.Lock()
+
+    def check_data(self, data: bytes) -> None:
+        """Raise PrinterError ERR_LABEL_DATA if `data` is not in this spool's format."""
 
     def send(self, data: bytes, job_name: str) -> None:
         """Write `data` to a new file named after `job_name`, never replacing one."""
@@ -44,6 +53,7 @@ class FilePrinter(PrinterTransport):
                 f"Job name {str(job_name)[:60]!r} cannot name a spool file: use up to "
                 f"{MAX_JOB_NAME} of A-Z a-z 0-9 . _ - not starting with a dot.",
             )
+        self.check_data(data)
         with self._lock:
             try:
                 self._ensure_directory()
@@ -91,7 +101,7 @@ class FilePrinter(PrinterTransport):
     def _publish(self, temp: Path, job_name: str) -> None:
         """Give `temp` the first free name for `job_name` without ever replacing a file."""
         for copy in range(1, MAX_COPIES + 1):
-            suffix = ".zpl" if copy == 1 else f".{copy}.zpl"
+            suffix = self.suffix if copy == 1 else f".{copy}{self.suffix}"
             target = self.directory / f"{job_name}{suffix}"
             try:
                 # A hard link fails if the name is taken, so two writers cannot both win it.

@@ -1,10 +1,11 @@
 """What one unit label says (`UnitLabel`) and how it is laid out (`LabelTemplate`).
 
-Both are frozen and validated when built, so any instance can be rendered: a serial that a
-Code 128 symbol cannot carry, a verify URL too long for the QR code the template leaves room
-for, or a template whose parts do not fit on the label are refused here, with a message that
-says what to change. Free text (product name, SKU, work order, date) is never refused; the
-renderer cleans and shortens it instead.
+Both are frozen and validated when built: a serial that a Code 128 symbol cannot carry, a
+verify URL no QR code on a label holds, a GS1 element string that is not valid, or a template
+whose parts do not fit on the label with a typical LineLedger label (`printers.layout`
+checks that) are refused here, with a message that says what to change. A label with more
+data than the typical one is checked again when it is laid out. Free text (product name,
+SKU, work order, date) is never refused; the layout cleans and shortens it instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from printers.barcodes import KINDS
 from printers.errors import LabelError, TemplateError
+from protocol.errors import ProtocolError
+from protocol.gs1 import MAX_ELEMENT_STRING, format_element_string
 
 MM_PER_INCH = 25.4
 MAX_SERIAL = 48
@@ -34,6 +38,9 @@ assert _QR_Q_BYTES[-1] >= MAX_URL
 
 # Gap in dots kept between the parts of a label.
 GAP_DOTS = 12
+# One template serves products with and without a GTIN: GS1 kinds are left out of labels
+# that have no element string.
+DEFAULT_BARCODES = ("code128", "qr", "gs1_datamatrix")
 
 
 def qr_modules(data_bytes: int) -> int:
@@ -54,6 +61,7 @@ class UnitLabel:
     sku: str = ""
     work_order: str = ""
     prod_date: str = ""
+    gs1: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         serial = self.serial
@@ -71,6 +79,44 @@ class UnitLabel:
         for name in ("product_name", "sku", "work_order", "prod_date"):
             if not isinstance(getattr(self, name), str):
                 raise LabelError(f"label field {name} must be text")
+        object.__setattr__(self, "gs1", _gs1_fields(self.gs1))
+
+    @property
+    def element_string(self) -> str:
+        """Return the GS1 element string as encoded (GS between fields), or "" without GS1."""
+        return format_element_string(self.gs1) if self.gs1 else ""
+
+    @property
+    def gs1_text(self) -> str:
+        """Return the element string as people read it, `(01)...(21)...`, or ""."""
+        return format_element_string(self.gs1, human=True) if self.gs1 else ""
+
+
+def _gs1_fields(value: object) -> tuple[tuple[str, str], ...]:
+    """Return GS1 (AI, value) pairs as a tuple of tuples, or raise LabelError."""
+    if not isinstance(value, tuple | list):
+        raise LabelError("gs1 must be a list of [AI, value] pairs")
+    pairs: list[tuple[str, str]] = []
+    for pair in value:
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not all(isinstance(part, str) for part in pair)
+        ):
+            raise LabelError("gs1 must be a list of [AI, value] pairs of text")
+        pairs.append((pair[0], pair[1]))
+    fields = tuple(pairs)
+    if not fields:
+        return fields
+    try:
+        encoded = format_element_string(fields)
+    except ProtocolError as exc:
+        raise LabelError(f"the GS1 element string cannot be printed: {exc.message}") from None
+    if len(encoded) > MAX_ELEMENT_STRING:
+        raise LabelError(f"the GS1 element string is longer than {MAX_ELEMENT_STRING} characters")
+    if len({ai for ai, _value in fields}) != len(fields):
+        raise LabelError("the GS1 element string names an AI twice")
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +137,8 @@ class LabelTemplate:
     barcode_height_dots: int = 70
     barcode_module_dots: int = 2
     qr_magnification: int = 4
+    datamatrix_module_dots: int = 4
+    barcodes: tuple[str, ...] = DEFAULT_BARCODES
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
@@ -113,25 +161,11 @@ class LabelTemplate:
         for name in _BOOL_FIELDS:
             if type(getattr(self, name)) is not bool:
                 raise TemplateError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        self._check_fit()
+        object.__setattr__(self, "barcodes", _barcode_kinds(self.barcodes))
+        # The layout needs a whole template, so it is imported here, not at module level.
+        from printers.layout import check_template
 
-    def _check_fit(self) -> None:
-        """Refuse a layout whose QR code, text, barcode and serial cannot share the label."""
-        top_area = self.barcode_top_dots - GAP_DOTS - self.margin_dots
-        inner_width = self.width_dots - 2 * self.margin_dots
-        qr_side = qr_modules(MAX_URL) * self.qr_magnification
-        if top_area < self.text_font_dots:
-            raise TemplateError(
-                "the barcode and serial leave no room above them: lower barcode_height_dots "
-                "or serial_font_dots or margin_mm, or use a taller label"
-            )
-        # Beside the QR code there must be room for a few characters of text.
-        if qr_side > top_area or qr_side + GAP_DOTS + 2 * self.text_font_dots > inner_width:
-            raise TemplateError(
-                f"a QR code at qr_magnification {self.qr_magnification} ({qr_side} dots) and "
-                "the text beside it do not fit: lower qr_magnification, text_font_dots, "
-                "barcode_height_dots or margin_mm, or use a larger label"
-            )
+        check_template(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LabelTemplate:
@@ -143,7 +177,9 @@ class LabelTemplate:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the template as plain JSON-ready values."""
-        return asdict(self)
+        data = asdict(self)
+        data["barcodes"] = list(self.barcodes)
+        return data
 
     def dots(self, mm: float) -> int:
         """Return `mm` millimetres in printer dots at this template's resolution."""
@@ -175,6 +211,20 @@ class LabelTemplate:
         return self.serial_top_dots - GAP_DOTS // 2 - self.barcode_height_dots
 
 
+def _barcode_kinds(value: object) -> tuple[str, ...]:
+    """Return the barcode kinds of a template as a tuple, or raise TemplateError."""
+    if not isinstance(value, tuple | list) or not all(isinstance(kind, str) for kind in value):
+        raise TemplateError(f"barcodes must be a list of barcode kinds ({', '.join(KINDS)})")
+    unknown = [kind for kind in value if kind not in KINDS]
+    if unknown:
+        raise TemplateError(
+            f"unknown barcode kind {unknown[0][:30]!r}: use some of {', '.join(KINDS)}"
+        )
+    if len(set(value)) != len(value):
+        raise TemplateError("barcodes names a barcode kind twice")
+    return tuple(value)
+
+
 _FLOAT_RANGES = {"width_mm": (20.0, 300.0), "height_mm": (15.0, 300.0), "margin_mm": (0.0, 20.0)}
 _INT_RANGES = {
     "serial_font_dots": (10, 200),
@@ -182,5 +232,6 @@ _INT_RANGES = {
     "barcode_height_dots": (20, 600),
     "barcode_module_dots": (1, 10),
     "qr_magnification": (1, 10),
+    "datamatrix_module_dots": (1, 20),
 }
 _BOOL_FIELDS = ("show_product", "show_sku", "show_work_order", "show_prod_date")

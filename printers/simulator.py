@@ -8,6 +8,11 @@ scanned incrementally, so a format split at any byte prints exactly once; a form
 by a disconnect is discarded, like a real printer does. Sizes are capped so a hostile client
 cannot exhaust memory.
 
+With `record_dir` each printed format is also written there as `NNNNNN.zpl`; with
+`render_dir` it is drawn by `printers.zplrender` as `NNNNNN.png` (the same number), which a
+barcode decoder can read back; a format the reader refuses is counted in `render_failures`
+and its error kept in `render_errors`, and printing goes on, as a printer would.
+
 Run it on its own with `python -m printers.simulator --port 0 --record-dir DIR`: it prints
 one line `listening tcp://HOST:PORT` and serves until SIGTERM or SIGINT.
 """
@@ -29,9 +34,11 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Self
 
+from printers.errors import ZplError
 from printers.filespool import FilePrinter
 from printers.status import MAX_FORMATS, PrinterStatus, format_host_status
 from printers.tcp import HOST_STATUS_REQUEST, tcp_url
+from printers.zplrender import rasterise
 
 FAULTS = ("paper_out", "head_open", "paused", "ribbon_out", "no_answer")
 FORMAT_START = b"^XA"
@@ -39,9 +46,16 @@ FORMAT_END = b"^XZ"
 MAX_FORMAT_BYTES = 1 << 20
 MAX_PENDING_REPLY = 64 * 1024
 MAX_CONNECTIONS = 64
-_RECORDED = re.compile(r"([0-9]{6})\.zpl")
+_RECORDED = re.compile(r"([0-9]{6})\.(?:zpl|png)")
 # Work for the serving thread, and the event it sets when the work is done.
 _Call = tuple[Callable[[], None], threading.Event]
+
+
+class _PngSpool(FilePrinter):
+    """A spool directory of PNG images of printed labels."""
+
+    format = "png"
+    suffix = ".png"
 
 
 class FormatTooLarge(ValueError):
@@ -110,10 +124,18 @@ class PrinterSimulator:
     """A printer that listens on TCP, prints into memory (and a directory) and can be faulted."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, record_dir: Path | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record_dir: Path | None = None,
+        render_dir: Path | None = None,
+        dpi: int = 203,
     ) -> None:
         self._address = (host, port)
         self._recorder = FilePrinter(record_dir) if record_dir is not None else None
+        self._renderer = _PngSpool(render_dir) if render_dir is not None else None
+        self._dpi = dpi
+        self._render_errors: list[str] = []
         self._lock = threading.Lock()
         self._printed: list[bytes] = []
         self._buffered: list[bytes] = []
@@ -136,14 +158,16 @@ class PrinterSimulator:
         """Bind the port and serve in a daemon thread; return self."""
         if self._thread is not None:
             return self
-        if self._recorder is not None:
-            self._recorder.directory.mkdir(parents=True, exist_ok=True)
-            numbers = [
-                int(match[1])
-                for path in self._recorder.directory.iterdir()
-                if (match := _RECORDED.fullmatch(path.name))
-            ]
-            self._next_record = max(numbers, default=0) + 1
+        numbers = [0]
+        for spool in (self._recorder, self._renderer):
+            if spool is not None:
+                spool.directory.mkdir(parents=True, exist_ok=True)
+                numbers += [
+                    int(match[1])
+                    for path in spool.directory.iterdir()
+                    if (match := _RECORDED.fullmatch(path.name))
+                ]
+        self._next_record = max(numbers) + 1
         self._selector = selectors.DefaultSelector()
         try:
             self._open_listener()
@@ -218,6 +242,18 @@ class PrinterSimulator:
             return self._discarded
 
     @property
+    def render_failures(self) -> int:
+        """Return how many printed formats `render_dir` could not draw."""
+        with self._lock:
+            return len(self._render_errors)
+
+    @property
+    def render_errors(self) -> list[str]:
+        """Return why each format that could not be drawn was refused, in print order."""
+        with self._lock:
+            return list(self._render_errors)
+
+    @property
     def accepted(self) -> int:
         """Return how many client connections were accepted since start."""
         with self._lock:
@@ -257,8 +293,16 @@ class PrinterSimulator:
     def _print(self, zpl: bytes) -> None:
         """Print one format; the caller holds the lock."""
         self._printed.append(zpl)
+        number = f"{self._next_record:06d}"
         if self._recorder is not None:
-            self._recorder.send(zpl, f"{self._next_record:06d}")
+            self._recorder.send(zpl, number)
+        if self._renderer is not None:
+            try:
+                for image in rasterise(zpl, self._dpi):
+                    self._renderer.send(image, number)
+            except ZplError as exc:
+                self._render_errors.append(exc.message)
+        if self._recorder is not None or self._renderer is not None:
             self._next_record += 1
 
     def _receive(self, zpl: bytes) -> None:
@@ -425,11 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=9100, help="port to listen on, 0 for any")
     parser.add_argument("--record-dir", type=Path, help="write each printed format here")
+    parser.add_argument("--render-dir", type=Path, help="draw each printed format here as PNG")
     parser.add_argument("--fault", choices=FAULTS, help="start with this fault set")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
-    with PrinterSimulator(args.host, args.port, record_dir=args.record_dir) as simulator:
+    with PrinterSimulator(
+        args.host, args.port, record_dir=args.record_dir, render_dir=args.render_dir
+    ) as simulator:
         simulator.set_fault(args.fault)
         sys.stdout.write(f"listening {simulator.url}\n")
         sys.stdout.flush()

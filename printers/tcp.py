@@ -31,6 +31,8 @@ def tcp_url(host: str, port: int) -> str:
 class TcpPrinter(PrinterTransport):
     """A ZPL printer reached over a raw TCP connection."""
 
+    format = "zpl"
+
     def __init__(
         self,
         host: str,

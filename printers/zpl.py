@@ -1,102 +1,128 @@
 """Render a unit label as one ZPL II format, and read the field data back out of a format.
 
+Positions come from `printers.layout`; the printer encodes the symbols itself, from field
+data written so that it encodes exactly what zint drew for the layout:
+
+- Code 128 of the serial: `^BC` in automatic mode (the serial holds no `>`);
+- GS1-128: `^BC` with no mode, explicit subsets: `>;` or `>:` start C or B, `>8` FNC1 first
+  and after each variable-length field, `>5`/`>6` to switch to C/B, `>0` for a `>`;
+- QR: `^BQ` model 2 with `QA,` (level Q, automatic data mode) before the URL;
+- Data Matrix: `^BX` quality 200 with `_` as escape character: `_1` is FNC1 (first, for GS1,
+  and as separator), `__` a literal underscore.
+
 Every field goes through `^FH\\` with the ZPL command and escape characters written as hex
-(`\\5E` for ^, `\\7E` for ~, `\\5C` for \\), and control characters become spaces, so no
-product name or URL can end a field early or start a command of its own. The layout for a
-template is computed once and cached; rendering a label is string formatting and one encode.
+(`\\5E` for ^, `\\7E` for ~, `\\5C` for \\), so no product name or URL can end a field early
+or start a command of its own; the layout has already blanked control characters.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
-from printers.label import GAP_DOTS, LabelTemplate, UnitLabel, qr_modules
+from printers.barcodes import CODE128, GS1_128, GS1_DATAMATRIX, QR
+from printers.label import LabelTemplate, UnitLabel
+from printers.layout import BarcodeBox, TextLine, layout_label, printable_text
+from protocol.gs1 import GS
 
-# Average advance of a ^A0 (CG Triumvirate Bold Condensed) character as a share of its
-# height; generous, so shortened text never runs into the QR code.
-_CHAR_WIDTH = 0.6
-_ELLIPSIS = "..."
+__all__ = ["code128_field", "datamatrix_field", "extract_fields", "printable_text", "render_zpl"]
+
 _ESCAPE = str.maketrans({"\\": "\\5C", "^": "\\5E", "~": "\\7E"})
-# C0, DEL, C1 and the Unicode line/paragraph separators have no glyph on a label, and a
-# printer may act on some of them instead of printing them.
-_CLEAN = str.maketrans(
-    {code: " " for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)},
-)
+# The ^BX escape character we declare; any character would do, one in GS1's character set
+# 82 only costs doubling where it occurs.
+DATAMATRIX_ESCAPE = "_"
+_DIGITS = frozenset("0123456789")
 
 
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    """Where each part of a label goes for one template and one QR code size."""
-
-    header: str
-    qr_origin: str
-    text_origins: tuple[str, ...]
-    text_chars: int
-    barcode: str
-    serial: str
+def _digit_run(data: str, start: int) -> int:
+    """Return how many digits follow `start` before anything else."""
+    end = start
+    while end < len(data) and data[end] in _DIGITS:
+        end += 1
+    return end - start
 
 
-@lru_cache(maxsize=256)
-def _layout(template: LabelTemplate, qr_side_modules: int) -> _Layout:
-    """Compute positions and command prefixes for `template` with a QR code of the given size."""
-    margin = template.margin_dots
-    width = template.width_dots
-    qr_side = qr_side_modules * template.qr_magnification
-    qr_x = width - margin - qr_side
-    text_font = template.text_font_dots
-    pitch = text_font + GAP_DOTS // 2
-    lines = max(0, (template.barcode_top_dots - GAP_DOTS - margin) // pitch)
-    text_width = qr_x - GAP_DOTS - margin
-    serial_font = template.serial_font_dots
-    return _Layout(
-        header=f"^XA\n^CI28\n^PW{width}\n^LL{template.height_dots}\n^LH0,0\n",
-        qr_origin=f"^FO{qr_x},{margin}^BQN,2,{template.qr_magnification}^FH\\^FDQA,",
-        text_origins=tuple(
-            f"^FO{margin},{margin + i * pitch}^A0N,{text_font},{text_font}^FH\\^FD"
-            for i in range(lines)
-        ),
-        text_chars=int(text_width / (text_font * _CHAR_WIDTH)),
-        barcode=(
-            f"^FO{margin},{template.barcode_top_dots}^BY{template.barcode_module_dots}"
-            f"^BCN,{template.barcode_height_dots},N,N,N,A^FH\\^FD"
-        ),
-        serial=f"^FO{margin},{template.serial_top_dots}^A0N,{serial_font},{serial_font}^FH\\^FD",
+def code128_field(element_string: str) -> str:
+    """Return ^BC field data (mode N) for GS1-128: FNC1 first, GS as FNC1, subsets B and C.
+
+    Runs of four or more digits go in subset C, two digits per symbol character; an odd run
+    leaves its first digit in subset B. Everything else is subset B, where `>` is `>0`.
+    """
+    out: list[str] = []
+    run = _digit_run(element_string, 0)
+    subset = "C" if run >= 4 or (run >= 2 and run == len(element_string)) else "B"
+    out.append(">;>8" if subset == "C" else ">:>8")
+    i = 0
+    while i < len(element_string):
+        char = element_string[i]
+        if char == GS:
+            out.append(">8")
+            i += 1
+        elif subset == "C":
+            if _digit_run(element_string, i) >= 2:
+                out.append(element_string[i : i + 2])
+                i += 2
+            else:
+                out.append(">6")
+                subset = "B"
+        else:
+            run = _digit_run(element_string, i)
+            if run >= 4 and run % 2 == 0:
+                out.append(">5")
+                subset = "C"
+            else:
+                out.append(">0" if char == ">" else char)
+                i += 1
+    return "".join(out)
+
+
+def datamatrix_field(data: str, gs1: bool) -> str:
+    """Return ^BX quality 200 field data: the escape character doubled, GS and FNC1 as `_1`."""
+    fnc1 = DATAMATRIX_ESCAPE + "1"
+    body = data.replace(DATAMATRIX_ESCAPE, DATAMATRIX_ESCAPE * 2).replace(GS, fnc1)
+    return fnc1 + body if gs1 else body
+
+
+@lru_cache(maxsize=64)
+def _header(width: int, height: int) -> str:
+    """Return the start of a format: UTF-8 field data, label size, home at the corner."""
+    return f"^XA\n^CI28\n^PW{width}\n^LL{height}\n^LH0,0\n"
+
+
+def _barcode(box: BarcodeBox) -> str:
+    """Return the ZPL field of one barcode box."""
+    origin = f"^FO{box.x},{box.y}"
+    if box.kind == CODE128:
+        command = f"^BY{box.module}^BCN,{box.height},N,N,N,A"
+        data = box.data
+    elif box.kind == GS1_128:
+        command = f"^BY{box.module}^BCN,{box.height},N,N,N,N"
+        data = code128_field(box.data)
+    elif box.kind == QR:
+        command = f"^BQN,2,{box.module}"
+        data = "QA," + box.data
+    else:  # GS1_DATAMATRIX or DATAMATRIX
+        command = f"^BXN,{box.module},200,,,,{DATAMATRIX_ESCAPE}"
+        data = datamatrix_field(box.data, gs1=box.kind == GS1_DATAMATRIX)
+    return f"{origin}{command}^FH\\^FD{data.translate(_ESCAPE)}^FS\n"
+
+
+def _text(line: TextLine) -> str:
+    """Return the ZPL field of one text line."""
+    return (
+        f"^FO{line.x},{line.y}^A0N,{line.height},{line.char_width}"
+        f"^FH\\^FD{line.text.translate(_ESCAPE)}^FS\n"
     )
-
-
-def printable_text(value: str, max_chars: int) -> str:
-    """Return `value` as it will read on a label: controls blanked, trimmed, at most `max_chars`."""
-    max_chars = max(max_chars, 0)
-    # Only the start can reach the label; cutting first keeps a megabyte name cheap.
-    text = value[: 4 * max_chars].translate(_CLEAN).strip()
-    if len(text) > max_chars:
-        keep = max_chars - len(_ELLIPSIS)
-        text = text[:keep].rstrip() + _ELLIPSIS if keep > 0 else text[:max_chars]
-    return text
 
 
 def render_zpl(label: UnitLabel, template: LabelTemplate) -> bytes:
     """Return one `^XA...^XZ` ZPL II format printing `label` laid out by `template`."""
-    layout = _layout(template, qr_modules(len(label.verify_url)))
-    texts: list[str] = []
-    for shown, prefix, value in (
-        (template.show_product, "", label.product_name),
-        (template.show_sku, "SKU: ", label.sku),
-        (template.show_work_order, "WO: ", label.work_order),
-        (template.show_prod_date, "Date: ", label.prod_date),
-    ):
-        text = printable_text(value, layout.text_chars - len(prefix)) if shown else ""
-        if text:
-            texts.append(prefix + text)
-    parts = [layout.header, layout.qr_origin, label.verify_url.translate(_ESCAPE), "^FS\n"]
-    for origin, text in zip(layout.text_origins, texts, strict=False):
-        parts += (origin, text.translate(_ESCAPE), "^FS\n")
-    # The serial is validated to need no escaping: it is printed and encoded as it stands.
-    parts += (layout.barcode, label.serial, "^FS\n", layout.serial, label.serial, "^FS\n^XZ")
-    # Lone surrogates cannot be encoded; "replace" prints them as "?" instead of failing.
-    return "".join(parts).encode("utf-8", "replace")
+    layout = layout_label(label, template)
+    parts = [_header(layout.width, layout.height)]
+    for element in layout.elements:
+        parts.append(_text(element) if isinstance(element, TextLine) else _barcode(element))
+    parts.append("^XZ")
+    return "".join(parts).encode("utf-8")
 
 
 @lru_cache(maxsize=8)
@@ -108,8 +134,9 @@ def _hex_escape(indicator: int) -> re.Pattern[bytes]:
 def extract_fields(zpl: bytes) -> list[str]:
     """Return the field data (^FD) of a ZPL format in order, with ^FH hex escapes undone.
 
-    A QR code field keeps its mode prefix, e.g. `QA,https://...` for level Q, automatic mode.
-    Bytes that are not UTF-8 come back as U+FFFD rather than raising.
+    A QR code field keeps its mode prefix, e.g. `QA,https://...` for level Q, automatic mode;
+    barcode fields keep their invocation and escape sequences. Bytes that are not UTF-8 come
+    back as U+FFFD rather than raising. `printers.zplrender` reads a format fully.
     """
     found: list[str] = []
     indicator: int | None = None

@@ -224,6 +224,7 @@ class WorkOrderInfo:
     quantity: int
     status: str
     gtin: str | None = None
+    label_template: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form."""
@@ -236,6 +237,7 @@ class WorkOrderInfo:
             "quantity": self.quantity,
             "status": self.status,
             "gtin": self.gtin,
+            "label_template": self.label_template,
         }
 
     @classmethod
@@ -254,7 +256,13 @@ class WorkOrderInfo:
             quantity=schema.integer(o, "quantity", lo=0, hi=10_000_000),
             status=schema.string(o, "status", max_len=32),
             gtin=schema.string(o, "gtin", max_len=14, optional=True),
+            label_template=schema.string(o, "label_template", max_len=64, optional=True)
+            or "default",
         )
+
+
+MAX_TEMPLATES = 100
+MAX_TEMPLATE_KEYS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +277,7 @@ class AgentConfig:
     verify_base_url: str
     work_orders: tuple[WorkOrderInfo, ...]
     flags: dict[str, str]
-    label_template: dict[str, Any]
+    label_templates: dict[str, dict[str, Any]]  # by name; always holds "default"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form."""
@@ -284,7 +292,7 @@ class AgentConfig:
             "verify_base_url": self.verify_base_url,
             "work_orders": [w.to_dict() for w in self.work_orders],
             "flags": dict(self.flags),
-            "label_template": dict(self.label_template),
+            "label_templates": {k: dict(v) for k, v in self.label_templates.items()},
         }
 
     @classmethod
@@ -296,7 +304,18 @@ class AgentConfig:
         if not isinstance(wos, list) or len(wos) > 10_000:
             raise ProtocolError(ERR_SCHEMA, "work_orders must be a list")
         flags = schema.flat_data(o.get("flags"), "flags")
-        template = o.get("label_template") or {}
+        raw_templates = schema.obj(o.get("label_templates") or {}, "label_templates")
+        if len(raw_templates) > MAX_TEMPLATES:
+            raise ProtocolError(ERR_SCHEMA, f"at most {MAX_TEMPLATES} label templates")
+        templates: dict[str, dict[str, Any]] = {}
+        for name, body in raw_templates.items():
+            if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable():
+                raise ProtocolError(ERR_SCHEMA, "label template names are 1-64 characters")
+            body = schema.obj(body, f"label_templates.{name}")
+            if len(body) > MAX_TEMPLATE_KEYS:
+                raise ProtocolError(ERR_SCHEMA, f"label template {name} has too many settings")
+            templates[name] = dict(body)
+        templates.setdefault("default", {})
         return cls(
             agent_id=schema.string(o, "agent_id", max_len=64),
             org=schema.string(o, "org", max_len=6),
@@ -306,5 +325,5 @@ class AgentConfig:
             verify_base_url=schema.string(o, "verify_base_url", max_len=512),
             work_orders=tuple(WorkOrderInfo.from_dict(w) for w in wos),
             flags={k: str(v) for k, v in flags.items()},
-            label_template=dict(schema.obj(template, "label_template")),
+            label_templates=templates,
         )

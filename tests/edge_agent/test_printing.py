@@ -8,6 +8,7 @@ from edge_agent.issuing import Issuer
 from edge_agent.printing import PrintQueue, confirm_job, job_counts, list_jobs, release_job
 from printers.simulator import PrinterSimulator
 from printers.zpl import extract_fields
+from protocol.gs1 import ai21_from_standard, digital_link
 
 
 @pytest.fixture
@@ -44,7 +45,11 @@ def test_labels_print_in_order_and_record_printed_events(line, printer):
     assert result.state == "ready" and len(result.sent) == 12
     assert serials_printed(printer) == [i.serial for i in issued]
     fields = extract_fields(printer.printed[0])
-    assert f"{agent.identity().verify_base_url}/v/{issued[0].serial}" in " ".join(fields)
+    # the product has a GTIN: the QR code holds its GS1 Digital Link
+    link = digital_link(
+        agent.identity().verify_base_url, "04006381333931", ai21_from_standard(issued[0].serial)
+    )
+    assert f"QA,{link}" in fields
     assert outbox_types(agent).count("printed") == 12
     states = {r["state"] for r in agent.store.conn().execute("SELECT state FROM serials")}
     assert states == {"printed"}
@@ -68,7 +73,8 @@ def test_a_fault_pauses_the_queue_and_nothing_is_lost_or_doubled(line, printer, 
     assert job_counts(agent)["sent"] == 8 and outbox_types(agent).count("printed") == 8
 
 
-def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printer):
+@pytest.mark.parametrize("fault", ["paper_out", "head_open", "no_answer"])
+def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printer, fault):
     """Formats sent before the fault sit in the printer's buffer and print when it clears."""
     agent, queue = line
     issued = issue(agent, printer.url, 12)
@@ -77,7 +83,7 @@ def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printe
 
     def start_and_fault_after_five(job):
         if len(started) == 5:
-            printer.set_fault("head_open")  # the head is opened during the run
+            printer.set_fault(fault)  # e.g. the roll runs out during the run
         started.append(job["id"])
         return real_start(job)
 
@@ -85,7 +91,7 @@ def test_a_fault_in_the_middle_of_a_run_keeps_what_the_printer_took(line, printe
     result = queue.run(printer.url)
     # print_batch is 5: the head opened at the start of the second batch, whose five labels
     # the printer took into its buffer; the status check before the third batch stops the run.
-    assert len(result.sent) == 10 and result.state == "head_open"
+    assert len(result.sent) == 10 and result.state == fault
     assert len(printer.printed) == 5 and len(printer.buffered) == 5
     printer.set_fault(None)
     queue._start_sending = real_start

@@ -121,6 +121,9 @@ def test_every_accepted_template_keeps_its_fields_on_the_label(
     for x, y in re.findall(rb"\^FO(\d+),(\d+)", zpl):
         assert 0 <= int(x) < template.width_dots
         assert 0 <= int(y) < template.height_dots
+    # The typical GTIN label fits every accepted template too.
+    gs1 = UnitLabel(SERIAL, VERIFY_URL, gs1=(("01", "04006381333931"), ("21", "251109HAT0")))
+    assert render_zpl(gs1, template).count(b"^FO") >= 4
 
 
 def test_unit_label_accepts_a_standard_serial_and_https_url() -> None:
@@ -160,3 +163,83 @@ def test_unit_label_refuses_an_unprintable_verify_url(url: Any) -> None:
 def test_unit_label_refuses_free_text_that_is_not_text() -> None:
     with pytest.raises(LabelError, match="product_name"):
         UnitLabel(SERIAL, VERIFY_URL, product_name=b"bag")  # type: ignore[arg-type]
+
+
+GS1 = (("01", "04006381333931"), ("21", "251109HAT00027Z6S0Y"))
+
+
+def test_a_label_carries_its_gs1_element_string() -> None:
+    label = UnitLabel(SERIAL, VERIFY_URL, gs1=GS1)
+    assert label.element_string == "010400638133393121251109HAT00027Z6S0Y"
+    assert label.gs1_text == "(01)04006381333931(21)251109HAT00027Z6S0Y"
+    assert UnitLabel(SERIAL, VERIFY_URL).element_string == ""
+
+
+def test_gs1_fields_from_json_lists_become_tuples() -> None:
+    label = UnitLabel(SERIAL, VERIFY_URL, gs1=[["01", "04006381333931"], ["10", "A"]])  # type: ignore[arg-type]
+    assert label.gs1 == (("01", "04006381333931"), ("10", "A"))
+    assert hash(label) == hash(UnitLabel(SERIAL, VERIFY_URL, gs1=label.gs1))
+
+
+@pytest.mark.parametrize(
+    "gs1",
+    [
+        (("01", "04006381333932"),),  # wrong check digit
+        (("01", "4006381333931"),),  # 13 digits
+        (("21", ""),),
+        (("21", "x" * 21),),
+        (("21", "a b"),),
+        (("21", "é"),),
+        (("99", "x"),),  # not an AI this system prints
+        (("01", "04006381333931"), ("01", "04006381333931")),
+        (("01",),),
+        ("0104006381333931",),
+        "0104006381333931",
+        ((1, "x"),),
+        None,
+    ],
+)
+def test_gs1_data_that_is_not_a_valid_element_string_is_refused(gs1: Any) -> None:
+    with pytest.raises(LabelError) as caught:
+        UnitLabel(SERIAL, VERIFY_URL, gs1=gs1)
+    assert caught.value.code == ERR_LABEL_DATA
+
+
+def test_template_barcodes_default_and_come_from_a_json_list() -> None:
+    assert LabelTemplate().barcodes == ("code128", "qr", "gs1_datamatrix")
+    template = LabelTemplate.from_dict({"barcodes": ["qr", "gs1_datamatrix"]})
+    assert template.barcodes == ("qr", "gs1_datamatrix")
+    assert template.to_dict()["barcodes"] == ["qr", "gs1_datamatrix"]
+    assert LabelTemplate.from_dict(template.to_dict()) == template
+    assert LabelTemplate(barcodes=()).barcodes == ()
+
+
+@pytest.mark.parametrize(
+    ("barcodes", "match"),
+    [
+        (["qr", "ean13"], "unknown barcode kind 'ean13'"),
+        (["qr", "qr"], "twice"),
+        ("qr", "list"),
+        ([1], "list"),
+        (None, "list"),
+    ],
+)
+def test_template_barcodes_are_checked(barcodes: Any, match: str) -> None:
+    with pytest.raises(TemplateError, match=match):
+        LabelTemplate.from_dict({"barcodes": barcodes})
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"datamatrix_module_dots": 20}, "datamatrix_module_dots"),
+        ({"datamatrix_module_dots": 0}, "datamatrix_module_dots"),
+        ({"width_mm": 60}, "barcode_module_dots"),
+        ({"barcodes": ["gs1_128"], "barcode_module_dots": 3}, "GS1-128"),
+    ],
+)
+def test_templates_whose_typical_label_does_not_fit_are_refused(
+    data: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(TemplateError, match=match):
+        LabelTemplate.from_dict(data)

@@ -125,3 +125,18 @@ def test_connection_controls_need_a_running_simulator() -> None:
 def test_a_taken_port_fails_start_cleanly(simulator: PrinterSimulator) -> None:
     with pytest.raises(OSError):
         PrinterSimulator(port=simulator.address[1]).start()
+
+
+def test_rendered_images_share_numbers_with_recorded_formats_across_runs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "000004.png").write_bytes(b"from an earlier run")
+    zpl = b"^XA^PW200^LL100^FO10,10^BQN,2,3^FDQA,hello^FS^XZ"
+    with PrinterSimulator(record_dir=tmp_path / "zpl", render_dir=tmp_path / "png") as sim:
+        with TcpPrinter(*sim.address) as printer:
+            printer.send(zpl, "x")
+            printer.query_status()
+    assert sorted(p.name for p in (tmp_path / "zpl").iterdir()) == ["000005.zpl"]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["000004.png", "000005.png"]
+    assert (tmp_path / "png" / "000005.png").read_bytes().startswith(b"\x89PNG")

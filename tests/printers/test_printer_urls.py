@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from printers import errors as E
 from printers.errors import PrinterError
 from printers.filespool import FilePrinter
+from printers.pdfspool import PdfPrinter
+from printers.serialport import SerialPrinter, SerialSettings
 from printers.tcp import TcpPrinter
-from printers.urls import describe_url, open_printer
+from printers.urls import describe_url, open_printer, parse_printer_url
 
 
 @pytest.mark.parametrize(
@@ -46,9 +48,113 @@ def test_tcp_urls_open_a_tcp_printer(url: str, host: str, port: int, normal: str
 )
 def test_file_urls_open_a_spool_directory(url: str, directory: str) -> None:
     with open_printer(url) as printer:
-        assert isinstance(printer, FilePrinter)
+        assert isinstance(printer, FilePrinter) and printer.format == "zpl"
         assert printer.directory == Path(directory)
         assert printer.url == describe_url(url) == Path(directory).as_uri()
+
+
+@pytest.mark.parametrize(
+    ("url", "directory", "normal"),
+    [
+        ("pdf:///var/spool/labels", "/var/spool/labels", "pdf:///var/spool/labels"),
+        ("PDF:///var/spool/labels/", "/var/spool/labels", "pdf:///var/spool/labels"),
+        ("pdf://localhost/tmp/x", "/tmp/x", "pdf:///tmp/x"),
+        ("pdf:///tmp/my%20labels", "/tmp/my labels", "pdf:///tmp/my%20labels"),
+    ],
+)
+def test_pdf_urls_open_a_pdf_spool_directory(url: str, directory: str, normal: str) -> None:
+    with open_printer(url) as printer:
+        assert isinstance(printer, PdfPrinter) and printer.format == "pdf"
+        assert printer.directory == Path(directory)
+        assert printer.url == describe_url(url) == normal
+
+
+SERIAL_URLS = [
+    # (url, what pyserial is given, line settings, normal form)
+    ("/dev/ttyUSB0", "/dev/ttyUSB0", SerialSettings(), "/dev/ttyUSB0?baud=9600"),
+    (
+        "/dev/serial/by-id/usb-Zebra_Technologies_ZTC_ZD421-203dpi_ZPL_D4J2-if00?baud=115200",
+        "/dev/serial/by-id/usb-Zebra_Technologies_ZTC_ZD421-203dpi_ZPL_D4J2-if00",
+        SerialSettings(baudrate=115200),
+        "/dev/serial/by-id/usb-Zebra_Technologies_ZTC_ZD421-203dpi_ZPL_D4J2-if00?baud=115200",
+    ),
+    (
+        "/dev/ttyS0?parity=e&bytesize=7&stopbits=2&rtscts=yes&xonxoff=off&baud=19200",
+        "/dev/ttyS0",
+        SerialSettings(19200, 7, "E", 2, True, False),
+        "/dev/ttyS0?baud=19200&bytesize=7&parity=E&stopbits=2&rtscts=1",
+    ),
+    (
+        "/dev/ttyACM0?stopbits=1.5",
+        "/dev/ttyACM0",
+        SerialSettings(stopbits=1.5),
+        "/dev/ttyACM0?baud=9600&stopbits=1.5",
+    ),
+    ("COM3", "COM3", SerialSettings(), "COM3?baud=9600"),
+    ("com12?baud=38400", "COM12", SerialSettings(baudrate=38400), "COM12?baud=38400"),
+    ("\\\\.\\COM10", "COM10", SerialSettings(), "COM10?baud=9600"),
+    (
+        "socket://127.0.0.1:9100",
+        "socket://127.0.0.1:9100",
+        SerialSettings(),
+        "socket://127.0.0.1:9100?baud=9600",
+    ),
+    (
+        "SOCKET://Printer-1:4001?logging=debug",
+        "socket://printer-1:4001?logging=debug",
+        SerialSettings(),
+        "socket://printer-1:4001?baud=9600&logging=debug",
+    ),
+    (
+        "socket://[::1]:4001",
+        "socket://[::1]:4001",
+        SerialSettings(),
+        "socket://[::1]:4001?baud=9600",
+    ),
+    (
+        "rfc2217://ts-1:2217?ign_set_control&timeout=5&baud=4800",
+        "rfc2217://ts-1:2217?ign_set_control&timeout=5",
+        SerialSettings(baudrate=4800),
+        "rfc2217://ts-1:2217?baud=4800&ign_set_control&timeout=5",
+    ),
+    ("loop://", "loop://", SerialSettings(), "loop://?baud=9600"),
+    (
+        "loop://?logging=info",
+        "loop://?logging=info",
+        SerialSettings(),
+        "loop://?baud=9600&logging=info",
+    ),
+    (
+        "spy:///dev/ttyUSB0?color",
+        "spy:///dev/ttyUSB0?color",
+        SerialSettings(),
+        "spy:///dev/ttyUSB0?baud=9600&color",
+    ),
+    (
+        "alt:///dev/ttyUSB0?class=PosixPollSerial",
+        "alt:///dev/ttyUSB0?class=PosixPollSerial",
+        SerialSettings(),
+        "alt:///dev/ttyUSB0?baud=9600&class=PosixPollSerial",
+    ),
+    (
+        "hwgrep://0a5f:.*&n=2&skip_busy?baud=19200",
+        "hwgrep://0a5f:.*&n=2&skip_busy",
+        SerialSettings(baudrate=19200),
+        "hwgrep://0a5f:.*&n=2&skip_busy?baud=19200",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "device", "settings", "normal"), SERIAL_URLS)
+def test_serial_urls_open_a_serial_printer(
+    url: str, device: str, settings: SerialSettings, normal: str
+) -> None:
+    with open_printer(url, status_timeout=0.7) as printer:
+        assert isinstance(printer, SerialPrinter) and printer.format == "zpl"
+        assert (printer.port, printer.settings) == (device, settings)
+        assert printer.url == describe_url(url) == normal
+        assert printer.status_timeout == 0.7
+    assert parse_printer_url(normal).device == device
 
 
 @pytest.mark.parametrize(
@@ -61,6 +167,57 @@ def test_file_urls_open_a_spool_directory(url: str, directory: str) -> None:
         "http://printer-1",
         "lpd://printer-1/queue",
         "serial:///dev/ttyUSB0",
+        "/tmp/labels",
+        "dev/ttyUSB0",
+        "/dev/",
+        "/dev/../etc/passwd",
+        "/dev/./ttyS0",
+        "/dev/tty USB0",
+        "/dev/ttyUSB0?",
+        "/dev/ttyUSB0?baud",
+        "/dev/ttyUSB0?baud=",
+        "/dev/ttyUSB0?baud=9600x",
+        "/dev/ttyUSB0?baud=49",
+        "/dev/ttyUSB0?baud=99999999",
+        "/dev/ttyUSB0?baud=9600&baud=19200",
+        "/dev/ttyUSB0?bytesize=9",
+        "/dev/ttyUSB0?parity=X",
+        "/dev/ttyUSB0?stopbits=3",
+        "/dev/ttyUSB0?rtscts=maybe",
+        "/dev/ttyUSB0?timeout=5",
+        "/dev/ttyUSB0?logging=debug",
+        "/dev/ttyUSB0#x",
+        "/dev/ttyUSB0?baud=9600%26parity=E",
+        "COM0",
+        "COM257",
+        "COM3:",
+        "LPT1",
+        "socket://",
+        "socket://printer-1",
+        "socket://printer-1:0",
+        "socket://printer-1:9100/x",
+        "socket://printer-1:9100?logging=verbose",
+        "socket://printer-1:9100?file=/tmp/x",
+        "socket://user@printer-1:9100",
+        "rfc2217://printer-1",
+        "rfc2217://printer-1:2217?timeout=x",
+        "loop://printer-1",
+        "loop://?color",
+        "spy://socket://printer-1:9100",
+        "spy:///dev/ttyUSB0?file=/etc/passwd",
+        "spy:///dev/ttyUSB0?file=log.txt",
+        "spy:///tmp/x",
+        "alt:///dev/ttyUSB0?class=serial_for_url",
+        "alt:///dev/ttyUSB0?class=",
+        "alt://loop://",
+        "hwgrep://",
+        "hwgrep://(unclosed",
+        "hwgrep://zebra&n=1",
+        "hwgrep://zebra&n=x",
+        "hwgrep://zebra&baud=9600",
+        "hwgrep://zebra?n=2",
+        "hwgrep://" + "a" * 101,
+        "rfc2217://[::1",
         "tcp:/printer-1",
         "tcp://",
         "tcp://:9100",
@@ -158,3 +315,21 @@ def test_any_text_opens_a_printer_or_raises_a_url_error(url: str) -> None:
 @given(st.from_regex(r"(tcp|file)://[\x21-\x7e]{0,40}", fullmatch=True))
 def test_url_like_text_opens_a_printer_or_raises_a_url_error(url: str) -> None:
     opens_or_refuses(url)
+
+
+@given(
+    st.from_regex(
+        r"(/dev/|COM|socket://|rfc2217://|loop://|spy://|alt://|hwgrep://|pdf://)"
+        r"[\x21-\x7e]{0,40}",
+        fullmatch=True,
+    )
+)
+def test_serial_like_text_opens_a_printer_or_raises_a_url_error(url: str) -> None:
+    opens_or_refuses(url)
+
+
+def test_serial_options_are_ours_or_known_to_pyserial() -> None:
+    parsed = parse_printer_url("socket://p:1?logging=debug&baud=300&xonxoff=1")
+    assert parsed.settings == SerialSettings(baudrate=300, xonxoff=True)
+    assert parsed.passthrough == ("logging=debug",)
+    assert parsed.device == "socket://p:1?logging=debug"

@@ -5,11 +5,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from printers.label import LabelTemplate, UnitLabel
-from printers.zpl import extract_fields, printable_text, render_zpl
+from printers.zpl import (
+    code128_field,
+    datamatrix_field,
+    extract_fields,
+    printable_text,
+    render_zpl,
+)
+from printers.zplrender import read_formats
+from protocol.gs1 import format_element_string
 
 SERIAL = "MA01-HAT-BAG-20251109-00027-A9K2-X"
 SHORT_URL = "https://v.example/s/1"
@@ -143,3 +152,69 @@ def test_extract_fields_never_fails_on_arbitrary_bytes(data: bytes) -> None:
 def test_extract_fields_follows_the_hex_indicator_of_each_field() -> None:
     zpl = b"^XA^FH^FDa_5Eb^FS^FH\\^FDc\\7Ed_5E^FS^FDe\\5Cf^FS^FH#^FDg#zz#41^FS^XZ"
     assert extract_fields(zpl) == ["a^b", "c~d_5E", "e\\5Cf", "g#zzA"]
+
+
+GS1 = (("01", "04006381333931"), ("21", "251109HAT00027Z6S0Y"))
+CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize(
+    ("element_string", "field"),
+    [
+        ("0104006381333931", ">;>80104006381333931"),
+        ("01040063813339312112", ">;>801040063813339312112"),
+        ("0104006381333931212511>0", ">;>80104006381333931212511>6>00"),
+        ("21ABC\x1d10X", ">:>821ABC>810X"),  # two digits cost the same in B as in C
+        ("21A123456", ">:>821A>5123456"),
+        ("21A12345", ">:>821A1>52345"),  # an odd run leaves its first digit in B
+        ("10ABC", ">:>810ABC"),
+        ("21", ">;>821"),
+    ],
+)
+def test_gs1_128_field_data_uses_explicit_subsets_and_fnc1(element_string: str, field: str) -> None:
+    assert code128_field(element_string) == field
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["10", "21", "240"]),
+            st.text(st.sampled_from(CSET82), min_size=1, max_size=12),
+        ),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda pair: pair[0],
+    )
+)
+def test_gs1_128_field_data_reads_back_as_the_element_string(fields: list[tuple[str, str]]) -> None:
+    element_string = format_element_string(tuple(fields))
+    zpl = b"^XA^FO0,0^BCN,50,N,N,N,N^FD" + code128_field(element_string).encode() + b"^FS^XZ"
+    (layout,) = read_formats(zpl)
+    (box,) = layout.barcodes
+    assert (box.kind, box.data) == ("gs1_128", element_string)
+
+
+def test_datamatrix_field_data_escapes_its_escape_character_and_marks_fnc1() -> None:
+    assert datamatrix_field("0104006381333931" + "21A_B\x1d10X", gs1=True) == (
+        "_10104006381333931" + "21A__B_110X"
+    )
+    assert datamatrix_field("MA01_X", gs1=False) == "MA01__X"
+
+
+def test_a_gs1_label_prints_a_gs1_datamatrix_and_its_text_with_parentheses(
+    label: UnitLabel, template: LabelTemplate
+) -> None:
+    gs1_label = UnitLabel(label.serial, label.verify_url, gs1=GS1)
+    zpl = render_zpl(gs1_label, template)
+    assert b"^BXN,4,200,,,,_^FH\\^FD_1010400638133393121251109HAT00027Z6S0Y^FS" in zpl
+    fields = extract_fields(zpl)
+    assert "(01)04006381333931(21)251109HAT00027Z6S0Y" in fields
+    barcode_fields = [f for f in fields if f.startswith(("QA,", "_1")) or f == label.serial]
+    assert not any("(01)" in f for f in barcode_fields)
+
+
+def test_a_gs1_128_label_uses_mode_n(label: UnitLabel) -> None:
+    template = LabelTemplate(width_mm=152.4, height_mm=76.2, barcodes=("gs1_128", "qr"))
+    zpl = render_zpl(UnitLabel(label.serial, label.verify_url, gs1=GS1), template)
+    assert b"^BCN,70,N,N,N,N^FH\\^FD>;>8010400638133393121251109>6HAT0>50027>6Z6S0Y^FS" in zpl
+    assert b"^BCN,70,N,N,N,A" not in zpl  # no Code 128 of the serial on this template

@@ -236,9 +236,17 @@ def test_enroll_and_config_round_trip():
         "https://v.example",
         (wo,),
         {"FF_X": "on"},
-        {"name": "default"},
+        {"default": {}, "big": {"dpi": 300, "barcodes": ["qr"]}},
     )
     assert AgentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    for bad in (
+        {"x" * 65: {}},
+        {"t": []},
+        {str(i): {} for i in range(101)},
+        {"t": {str(i): 1 for i in range(65)}},
+    ):
+        with pytest.raises(ProtocolError):
+            AgentConfig.from_dict({**cfg.to_dict(), "label_templates": bad})
     with pytest.raises(ProtocolError):
         WorkOrderInfo.from_dict({**wo.to_dict(), "type": "XYZ"})
     with pytest.raises(ProtocolError):
