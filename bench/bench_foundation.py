@@ -37,6 +37,7 @@ from edge_agent.agent import Agent  # noqa: E402
 from edge_agent.config import load_config  # noqa: E402
 from edge_agent.issuing import Issuer  # noqa: E402
 from edge_agent.printing import PrintQueue  # noqa: E402
+from edge_agent.scanning import ScanDesk  # noqa: E402
 from printers.simulator import PrinterSimulator  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -171,6 +172,19 @@ def main() -> int:
             for r in agent.store.conn().execute("SELECT serial FROM serials ORDER BY seq")
         ]
 
+        # scan answers on the line (the operator page's and the scanner's path)
+        desk = ScanDesk(agent)
+        scan_latency = []
+        for serial in serials[:2000]:
+            t = time.perf_counter()
+            desk.answer_text("]C0" + serial)
+            scan_latency.append(time.perf_counter() - t)
+        results["scan"] = {
+            "scans": len(scan_latency),
+            "p50_ms": round(pct(scan_latency, 50) * 1000, 3),
+            "p99_ms": round(pct(scan_latency, 99) * 1000, 3),
+        }
+
         # 3. issue + print end to end: ZPL to the printer simulator, PDF to a spool folder
         pool.top_up(agent, scope, need=args.print_zpl + args.print_pdf)
         results["print_zpl"] = issue_and_print(agent, None, args.print_zpl)
@@ -263,9 +277,9 @@ def verify_load(url: str, serials: list[str], rate: float, seconds: float) -> di
 
 def print_report(r: dict[str, object]) -> None:
     issue, ingest, verify = r["issue"], r["ingest"], r["verify"]
-    zpl, pdf = r["print_zpl"], r["print_pdf"]
+    zpl, pdf, scan = r["print_zpl"], r["print_pdf"], r["scan"]
     assert isinstance(issue, dict) and isinstance(ingest, dict) and isinstance(verify, dict)
-    assert isinstance(zpl, dict) and isinstance(pdf, dict)
+    assert isinstance(zpl, dict) and isinstance(pdf, dict) and isinstance(scan, dict)
     print(f"LineLedger foundation benchmark — {r['machine']}")
     print(
         f"edge issue    {issue['per_s']:>8} serials/s   p50 {issue['p50_ms']} ms   "
@@ -283,6 +297,10 @@ def print_report(r: dict[str, object]) -> None:
     print(
         f"issue + print {pdf['per_s']:>8} labels/s   (PDF files spooled with fsync, "
         f"{pdf['labels']} labels)   aim >= 20/s"
+    )
+    print(
+        f"scan answer    p50 {scan['p50_ms']} ms   p99 {scan['p99_ms']} ms   ({scan['scans']} "
+        "scans answered from the agent's store and recorded as events)   aim < 200 ms"
     )
     print(
         f"public verify  p50 {verify['p50_ms']} ms   p99 {verify['p99_ms']} ms   max "

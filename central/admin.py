@@ -120,7 +120,14 @@ def flags(conn: Connection, tenant_id: int) -> dict[str, str]:
 
 
 def add_product(
-    store: Store, org: str, sku: str, category: str, name: str, gtin: str | None, now: dt.datetime
+    store: Store,
+    org: str,
+    sku: str,
+    category: str,
+    name: str,
+    gtin: str | None,
+    now: dt.datetime,
+    template: str = "default",
 ) -> int:
     """Create a product of a tenant."""
     sku = _check(_NAME_OF_THING, sku, "SKU (letters, digits, . _ / -)")
@@ -146,8 +153,11 @@ def add_product(
         ):
             # A GTIN names one product worldwide; the Digital Link resolver relies on it.
             raise Conflict(ERR_PRODUCT_EXISTS, f"GTIN {gtin} belongs to another product already")
+        if template != "default" and template not in label_templates(conn, tenant.id):
+            raise NotFound(ERR_TEMPLATE_UNKNOWN, f"{org} has no label template {template!r}")
         result = conn.execute(
             T.products.insert().values(
+                label_template=template,
                 tenant_id=tenant.id,
                 sku=sku,
                 category=category,
@@ -411,3 +421,15 @@ def admin_token_valid(conn: Connection, token: str) -> bool:
         )
     ).first()
     return row is not None
+
+
+def revoke_admin_token(store: Store, name: str, now: dt.datetime) -> None:
+    """Revoke an admin token at once; it can never be used again."""
+    with store.write() as conn:
+        done = conn.execute(
+            T.admin_tokens.update()
+            .where(T.admin_tokens.c.name == name, T.admin_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        if done.rowcount != 1:
+            raise NotFound(ERR_INVALID, f"no live admin token named {name!r}")

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from central.admin import admin_token_valid
 from central.auth import bearer_token
+from central.errors import NotFound
 from central.runtime import runtime
 from central.timeutil import utcnow
 from central.verify import GENUINE, Verification, verify_code, verify_gs1
@@ -82,10 +83,20 @@ def verify_form() -> WerkzeugResponse | str:
     return render_template("verify.html", result=None)
 
 
-@bp.get("/01/<gtin>/21/<path:ai21>")
-def digital_link(gtin: str, ai21: str) -> Any:
+_DL_QUALIFIERS = ("22", "10", "21")  # GS1 Digital Link: qualifiers of (01), in this order
+
+
+@bp.get("/01/<gtin>/<path:qualifiers>")
+def digital_link(gtin: str, qualifiers: str) -> Any:
     """Resolve a GS1 Digital Link: the page for people, JSON for programs that ask for it."""
-    result = _verify("", (gtin, ai21))
+    parts = qualifiers.split("/")
+    pairs = list(zip(parts[0::2], parts[1::2], strict=False))
+    keys = [key for key, _ in pairs]
+    if len(parts) % 2 or "21" not in keys or keys != [q for q in _DL_QUALIFIERS if q in keys]:
+        raise NotFound(
+            "ERR_NOT_FOUND", "a GS1 Digital Link here is /01/{gtin}[/22/..][/10/..]/21/{serial}"
+        )
+    result = _verify("", (gtin, dict(pairs)["21"]))
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     if request.args.get("format") == "json" or best == "application/json":
         return result.to_dict()

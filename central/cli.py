@@ -47,6 +47,8 @@ def _friendly(fn: F) -> F:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except sa.exc.OperationalError as exc:
             raise click.ClickException(f"ERR_DATABASE: {exc.orig}") from None
+        except OSError as exc:
+            raise click.ClickException(f"ERR_IO: {exc}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -188,7 +190,19 @@ def stats(ctx: _Ctx) -> None:
 
 def _announce(host: str, port: int) -> tuple[Zeroconf, ServiceInfo]:
     """Register `_lineledger._tcp` so agents on the plant network can find this registry."""
-    addresses = None if host in ("0.0.0.0", "::", "") else [host]
+    try:
+        address = socket.gethostbyname(host) if host not in ("0.0.0.0", "::", "") else None
+    except OSError as exc:
+        raise CentralError(
+            "ERR_INVALID", f"cannot resolve {host!r} to announce it: {exc}"
+        ) from None
+    if address is not None and address.startswith("127."):
+        click.echo(
+            "note: announcing a loopback address reaches this computer only; "
+            "serve on the plant network address or 0.0.0.0",
+            err=True,
+        )
+    addresses = [address] if address else None
     zc = Zeroconf(interfaces=addresses or InterfaceChoice.All)
     name = f"LineLedger central {socket.gethostname()}"[:63].replace(".", "-")
     info = advertise(zc, CENTRAL_TYPE, name, port, {"api": "/api/edge/v1"}, addresses)
@@ -275,9 +289,9 @@ def product_add(
     template: str | None,
 ) -> None:
     """Add a product."""
-    admin.add_product(ctx.store, org.upper(), sku, category, name, gtin, utcnow())
-    if template:
-        admin.set_product_template(ctx.store, org.upper(), sku, template)
+    admin.add_product(
+        ctx.store, org.upper(), sku, category, name, gtin, utcnow(), template or "default"
+    )
     click.echo(f"product {sku} added to {org.upper()}")
 
 
@@ -468,6 +482,27 @@ def admin_token_add(ctx: _Ctx, name: str) -> None:
     """Create an admin API token; it is shown once, as the last word."""
     token = admin.add_admin_token(ctx.store, name, utcnow())
     click.echo(f"admin token {name} (store it now, it is not shown again): {token}")
+
+
+@admin_token.command("list", epilog=_example("lineledger-central admin-token list"))
+@pass_ctx
+@_friendly
+def admin_token_list(ctx: _Ctx) -> None:
+    """List admin tokens (names and dates; tokens themselves are never stored)."""
+    with ctx.store.read() as conn:
+        for row in conn.execute(sa.select(T.admin_tokens).order_by(T.admin_tokens.c.name)):
+            state = f"revoked {row.revoked_at}" if row.revoked_at else "live"
+            click.echo(f"{row.name}\tcreated {row.created_at}\t{state}")
+
+
+@admin_token.command("revoke", epilog=_example("lineledger-central admin-token revoke --name ops"))
+@click.option("--name", required=True)
+@pass_ctx
+@_friendly
+def admin_token_revoke(ctx: _Ctx, name: str) -> None:
+    """Revoke an admin token at once."""
+    admin.revoke_admin_token(ctx.store, name, utcnow())
+    click.echo(f"admin token {name} revoked")
 
 
 @main.group()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from central import tables as T
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SQLITE_NO_OVERLAP = """
 CREATE TRIGGER IF NOT EXISTS leases_no_overlap_{when} BEFORE {event} ON leases
@@ -119,6 +119,7 @@ class Store:
             if not self.is_sqlite:
                 conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS btree_gist")
             T.metadata.create_all(conn)
+            self._add_missing(conn)
             if self.is_sqlite:
                 conn.exec_driver_sql(_SQLITE_NO_OVERLAP.format(when="insert", event="INSERT"))
                 conn.exec_driver_sql(
@@ -144,8 +145,26 @@ class Store:
             conn.execute(
                 self.insert(T.schema_info)
                 .values(key="schema_version", value=SCHEMA_VERSION)
-                .on_conflict_do_nothing()
+                .on_conflict_do_update(index_elements=["key"], set_={"value": SCHEMA_VERSION})
             )
+
+    def _add_missing(self, conn: Connection) -> None:
+        """Bring tables made by an older version up to date: new columns, new indexes.
+
+        New columns are always nullable or have a server default, so adding them to a table
+        with rows works on both databases.
+        """
+        inspector = sa.inspect(conn)
+        for table in T.metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+            indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in indexes:
+                    index.create(conn)
 
     def schema_ready(self) -> bool:
         """Tell whether `init` has created the schema."""

@@ -62,7 +62,7 @@ products = sa.Table(
     sa.Column("label_template", sa.String(64), nullable=False, server_default="default"),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("tenant_id", "sku"),
-    sa.Index(None, "gtin"),
+    sa.Index(None, "gtin", unique=True),  # a GTIN names one product (NULLs allowed)
 )
 
 label_templates = sa.Table(
@@ -231,7 +231,7 @@ quarantine = sa.Table(
     sa.Column("reason", sa.String(40), nullable=False),
     # True: the serial itself is held (verify says under_review, later events are held).
     # False: only the event is suspect, e.g. an agent that holds no lease of the serial.
-    sa.Column("holds_serial", sa.Boolean, nullable=False),
+    sa.Column("holds_serial", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),
     sa.Column("event_id", ID),
     sa.Column("agent_id", ID),

@@ -164,6 +164,23 @@ def verify_gs1(
         # A broken check character or date is a typo; any other shape is not one of ours.
         verdict = MALFORMED if exc.code.startswith("ERR_SERIAL_") else UNKNOWN
         return Verification(shown, verdict, exc.code if verdict == MALFORMED else None, gs1=shown)
+    with store.read() as conn:
+        bound = conn.execute(
+            sa.select(T.products.c.gtin)
+            .select_from(
+                T.registry.join(
+                    T.work_orders,
+                    sa.and_(
+                        T.work_orders.c.tenant_id == T.registry.c.tenant_id,
+                        T.work_orders.c.number == T.registry.c.work_order,
+                    ),
+                ).join(T.products, T.products.c.id == T.work_orders.c.product_id)
+            )
+            .where(T.registry.c.serial == serial)
+        ).first()
+    if bound is not None and bound.gtin != gtin14:
+        # A genuine serial under another product's GTIN is a copied code: not ours.
+        return Verification(shown, UNKNOWN, gs1=shown)
     result = verify_code(store, keyring, serial, internal)
     return replace(result, gs1=shown)
 

@@ -6,6 +6,7 @@ Output meant for programs goes to stdout as JSON; messages for people go to stde
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import signal
@@ -33,7 +34,14 @@ from edge_agent.errors import (
 )
 from edge_agent.issuing import Issuer, void_serial
 from edge_agent.labels import label_for, preview_for
-from edge_agent.printing import PrintQueue, confirm_job, list_jobs, queue_reprint, release_job
+from edge_agent.printing import (
+    PrintQueue,
+    confirm_job,
+    list_jobs,
+    queue_reprint,
+    recover_stale_jobs,
+    release_job,
+)
 from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
 from printers import PrinterError
@@ -70,6 +78,8 @@ def _friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except (EdgeError, ProtocolError, PrinterError) as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
+        except OSError as exc:
+            raise click.ClickException(f"ERR_IO: {exc}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -273,6 +283,7 @@ def reprint(ctx: _Ctx, serial: str, reason: str, printer: str | None) -> None:
 @_friendly
 def void(ctx: _Ctx, serial: str, reason: str) -> None:
     """Void a serial whose label was damaged or never applied; it is never used again."""
+    recover_stale_jobs(ctx.agent)  # a print killed mid-send must not block the void forever
     event_id = void_serial(ctx.agent, serial.strip().upper(), reason)
     _emit({"ok": True, "serial": serial.strip().upper(), "event_id": event_id, "state": "voided"})
 
@@ -335,6 +346,13 @@ def label(ctx: _Ctx, serial: str | None, work_order: str | None, fmt: str, outpu
 @_friendly
 def printers(timeout: float, interfaces: tuple[str, ...]) -> None:
     """Find network label printers and central registries announced with zeroconf."""
+    for address in interfaces:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise EdgeError(
+                "ERR_INVALID", f"--interface takes an IP address, not {address!r}"
+            ) from None
     where = list(interfaces) or InterfaceChoice.All
     for found in browse([PRINTER_TYPE, CENTRAL_TYPE], timeout, interfaces=where):
         kind = "printer" if found.type == PRINTER_TYPE else "central"
@@ -433,6 +451,7 @@ def print_jobs() -> None:
 @_friendly
 def jobs_list(ctx: _Ctx, status: str | None) -> None:
     """List print jobs as JSON lines, newest first."""
+    recover_stale_jobs(ctx.agent)
     for job in list_jobs(ctx.agent, status):
         _emit(job)
 
@@ -443,6 +462,7 @@ def jobs_list(ctx: _Ctx, status: str | None) -> None:
 @_friendly
 def jobs_release(ctx: _Ctx, job_id: int) -> None:
     """Queue a held job again: its label did NOT come out."""
+    recover_stale_jobs(ctx.agent)
     release_job(ctx.agent, job_id)
     _emit({"ok": True, "job": job_id, "status": "queued"})
 
@@ -453,5 +473,6 @@ def jobs_release(ctx: _Ctx, job_id: int) -> None:
 @_friendly
 def jobs_confirm(ctx: _Ctx, job_id: int) -> None:
     """Mark a held job printed: its label DID come out."""
+    recover_stale_jobs(ctx.agent)
     confirm_job(ctx.agent, job_id)
     _emit({"ok": True, "job": job_id, "status": "sent"})

@@ -28,15 +28,15 @@ _PREVIEW_KEY = derive_lease_key(b"\0" * 32, "label-preview")
 
 
 @lru_cache(maxsize=64)
-def _template(body: str) -> LabelTemplate:
-    return LabelTemplate.from_dict(json.loads(body))
+def _template(raw_templates: str, name: str) -> LabelTemplate:
+    templates = json.loads(raw_templates)
+    body: Any = templates.get(name, templates.get("default", {}))
+    return LabelTemplate.from_dict(body)
 
 
 def template_named(agent: Agent, name: str | None) -> LabelTemplate:
     """Return the label template central configured under `name` (or the default)."""
-    templates = agent.store.get_meta_json("label_templates") or {}
-    body: Any = templates.get(name or "default", templates.get("default", {}))
-    return _template(json.dumps(body, sort_keys=True))
+    return _template(agent.store.get_meta("label_templates") or "{}", name or "default")
 
 
 def build_label(

@@ -26,7 +26,7 @@ from edge_agent.issuing import check_reason
 from edge_agent.labels import label_for
 from printers import PrinterError, PrinterStatus, open_printer
 from printers.base import PrinterTransport
-from printers.errors import ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
+from printers.errors import ERR_PRINTER_IO, ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
 from printers.render import render_label
 from protocol.errors import ProtocolError
 from protocol.events import Event
@@ -95,10 +95,7 @@ class PrintQueue:
         transport = self._transports.get(url)
         if transport is None:
             timeout = self.agent.config.printer_timeout
-            if url.startswith("tcp://"):
-                transport = open_printer(url, connect_timeout=timeout, status_timeout=timeout)
-            else:
-                transport = open_printer(url)
+            transport = open_printer(url, connect_timeout=timeout, status_timeout=timeout)
             self._transports[url] = transport
         return transport
 
@@ -179,7 +176,9 @@ class PrintQueue:
             )
             return cur.rowcount == 1
 
-    def _release(self, jobs: list[Any], error: PrinterError, failed: int, now: float) -> None:
+    def _release(
+        self, jobs: list[Any], error: PrinterError, failed: int | None, now: float
+    ) -> None:
         """Give jobs back after a failure; the one that failed waits `print_retry`."""
         with self.agent.store.write() as conn:
             for job in jobs:
@@ -235,8 +234,13 @@ class PrintQueue:
                 try:
                     transport.send(data, job_name=job["serial"])
                 except PrinterError as exc:
-                    # Unreachable or a broken-off write: the printer has no complete format.
-                    self._release(jobs[i:], exc, job["id"], now)
+                    if exc.code == ERR_PRINTER_IO and not transport.partial_write_discarded:
+                        # Part of this label may sit in the printer's buffer: someone must look.
+                        self._hold(job, exc)
+                        self._release(jobs[i + 1 :], exc, None, now)
+                    else:
+                        # Unreachable, or a broken-off write the printer dropped: try again.
+                        self._release(jobs[i:], exc, job["id"], now)
                     result.state = self.check(url)[0]
                     result.error = exc.to_dict()
                     return result
@@ -262,6 +266,15 @@ def _event_data(job: Any, url: str) -> dict[str, Any]:
     if job["reason"]:
         data["reason"] = job["reason"][:256]
     return data
+
+
+def recover_stale_jobs(agent: Agent) -> int:
+    """Settle the claims of processes that stopped (see PrintQueue.recover_stale)."""
+    queue = PrintQueue(agent)
+    try:
+        return queue.recover_stale()
+    finally:
+        queue.close()
 
 
 def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:

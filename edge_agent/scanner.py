@@ -47,6 +47,7 @@ MAX_URL = 512
 MAX_BAUD = 4_000_000
 # pyserial's URL handlers that make sense for a scanner; anything else is a typo.
 URL_SCHEMES = frozenset({"loop", "socket", "rfc2217", "spy", "alt", "hwgrep"})
+_ALT_CLASSES = frozenset({"Serial", "PosixPollSerial", "VTIMESerial"})
 
 _URL_CHARS = re.compile(r"[!-~]+")
 _WINDOWS_PORT = re.compile(r"COM[0-9]{1,3}", re.IGNORECASE)
@@ -95,6 +96,14 @@ def parse_scanner_url(url: str) -> tuple[str, int | None]:
     if rest and not sep:
         # A device path would take the query as part of the file name.
         raise _refuse(text, "a device path takes only ?baud=")
+    keys = {key for key, _value in rest}
+    if scheme.lower() == "spy" and "file" in keys:
+        # spy:// writes its log to that file: a scanner URL must not name a file to overwrite.
+        raise _refuse(text, "spy:// may not name a file")
+    if scheme.lower() == "alt" and any(
+        key == "class" and value not in _ALT_CLASSES for key, value in rest
+    ):
+        raise _refuse(text, f"alt:// takes class= one of {', '.join(sorted(_ALT_CLASSES))}")
     port = f"{base}?{urlencode(rest)}" if rest else base
     return port, int(baud[0]) if baud else None
 

@@ -126,8 +126,13 @@ class ScanDesk:
             stamp = format_ts(self.agent.now())
             with self.agent.store.write() as conn:
                 row = conn.execute(
-                    "SELECT state FROM serials WHERE serial = ?", (serial,)
+                    "SELECT s.state, w.gtin FROM serials s LEFT JOIN work_orders w "
+                    "ON w.number = s.work_order WHERE s.serial = ?",
+                    (serial,),
                 ).fetchone()
+                scanned_gtin = scan.element("01")
+                if row is not None and scanned_gtin and row["gtin"] != scanned_gtin:
+                    row = None  # our serial under another product's GTIN: a copied code
                 if row is not None:
                     state = row["state"]
                     event = Event(

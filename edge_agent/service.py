@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from edge_agent.printing import PrintQueue
 from edge_agent.scanner import ScannerReader
 from edge_agent.scanning import ScanDesk
 from edge_agent.status import build_status
-from edge_agent.web import create_operator_app
+from edge_agent.web import BackgroundServer, create_operator_app
 
 log = logging.getLogger("lineledger.edge")
 
@@ -44,8 +43,7 @@ class Service:
         self.scanner: ScannerReader | None = None
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self.last_errors: dict[str, str] = {}
-        self._server: Any = None
-        self._server_thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         self.operator_url = ""
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -90,8 +88,6 @@ class Service:
 
     def start(self) -> None:
         """Start the scheduler and the operator page."""
-        from waitress import create_server
-
         cfg = self.agent.config
         now = dt.datetime.now(dt.UTC)
         jobs: list[tuple[str, Callable[[], Any], float]] = [
@@ -114,15 +110,20 @@ class Service:
         self.scheduler.start()
         if self.scanner_url:
             self.scanner = ScannerReader(self.scanner_url, self.desk.on_scanner).start()
-        app = create_operator_app(self.status, self.agent, self.desk)
-        self._server = create_server(
-            app, host=cfg.operator_host, port=cfg.operator_port, threads=4, ident="lineledger-edge"
-        )
-        self.operator_url = f"http://{cfg.operator_host}:{self._server.effective_port}/"
-        self._server_thread = threading.Thread(
-            target=self._server.run, name="operator-page", daemon=True
-        )
-        self._server_thread.start()
+        # Served on every interface the page answers any Host; on one address only by it
+        # (and by localhost), which keeps pages from other sites out (DNS rebinding).
+        everywhere = cfg.operator_host in ("0.0.0.0", "::", "")
+        hosts: set[str] | None = None if everywhere else set()
+        app = create_operator_app(self.status, self.agent, self.desk, hosts)
+        self._server = BackgroundServer(
+            app, cfg.operator_host, cfg.operator_port, ident="lineledger-edge"
+        ).start()
+        port = self._server.port
+        if hosts is not None:
+            hosts.update({f"{cfg.operator_host}:{port}", f"localhost:{port}"})
+            if cfg.operator_host == "127.0.0.1":
+                hosts.add(f"127.0.0.1:{port}")
+        self.operator_url = f"http://{cfg.operator_host}:{port}/"
 
     def stop(self) -> None:
         """Stop the jobs (waiting for running ones), the page, and release resources."""
@@ -130,7 +131,5 @@ class Service:
             self.scanner.stop()
         self.scheduler.shutdown(wait=True)
         if self._server is not None:
-            self._server.close()
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=5)
+            self._server.stop()
         self.queue.close()

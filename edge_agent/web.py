@@ -3,6 +3,9 @@ plus `/metrics` for Prometheus with the reference's outbox gauges."""
 
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +13,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from waitress import wasyncore
 
 from edge_agent.agent import Agent
 from edge_agent.errors import EdgeError
@@ -59,13 +63,32 @@ class _StatusGauges(Collector):
 
 
 def create_operator_app(
-    status: Callable[[], dict[str, Any]], agent: Agent | None = None, desk: ScanDesk | None = None
+    status: Callable[[], dict[str, Any]],
+    agent: Agent | None = None,
+    desk: ScanDesk | None = None,
+    allowed_hosts: set[str] | None = None,
+    scans_per_second: int = 20,
 ) -> Flask:
-    """Build the operator page app around a function that returns the current status."""
+    """Build the operator page app around a function that returns the current status.
+
+    `allowed_hosts` (host:port values) defeats DNS rebinding: a page served from another
+    name cannot reach this one even though it resolves to 127.0.0.1. None allows any Host,
+    for a page deliberately served on the plant network.
+    """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     registry = CollectorRegistry()
     registry.register(_StatusGauges(status))
+    recent_scans: collections.deque[float] = collections.deque(maxlen=scans_per_second)
+
+    @app.before_request
+    def check_host() -> Any:
+        if allowed_hosts is not None and request.host.lower() not in allowed_hosts:
+            return jsonify(
+                ok=False,
+                error={"code": "ERR_FORBIDDEN", "message": "open this page by its own address"},
+            ), 403
+        return None
 
     @app.get("/")
     def page() -> str:
@@ -89,6 +112,12 @@ def create_operator_app(
         # JSON only: a foreign web page cannot send it without a CORS preflight we refuse.
         body = request.get_json(silent=True) if request.is_json else None
         code = body.get("code") if isinstance(body, dict) else None
+        now = time.monotonic()
+        if len(recent_scans) == recent_scans.maxlen and now - recent_scans[0] < 1.0:
+            return jsonify(
+                ok=False, error={"code": "ERR_RATE_LIMITED", "message": "too many scans at once"}
+            ), 429
+        recent_scans.append(now)
         if desk is None or not isinstance(code, str) or not 0 < len(code) <= 4096:
             return jsonify(
                 ok=False,
@@ -111,3 +140,43 @@ def create_operator_app(
         return response
 
     return app
+
+
+class BackgroundServer:
+    """A waitress server running in a thread of its own, stoppable from any other thread.
+
+    The serving thread runs waitress's loop one poll at a time and does all the closing
+    itself when asked to stop: no descriptor is ever closed under a poll in another thread.
+    """
+
+    def __init__(self, app: Any, host: str, port: int, threads: int = 4, **options: Any) -> None:
+        from waitress import create_server
+
+        self.server: Any = create_server(app, host=host, port=port, threads=threads, **options)
+        self.port = int(self.server.effective_port)
+        self.url = f"http://{host}:{self.port}"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
+
+    def start(self) -> BackgroundServer:
+        """Start serving."""
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        server, map_ = self.server, self.server._map
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.1, map=map_, count=1)
+        wasyncore.dispatcher.close(server)  # stop accepting; answer what is under way
+        dispatcher = server.task_dispatcher
+        deadline = time.monotonic() + 5.0
+        while (dispatcher.queue or dispatcher.active_count) and time.monotonic() < deadline:
+            wasyncore.loop(timeout=0.05, map=map_, count=1)
+        dispatcher.shutdown(cancel_pending=True, timeout=5.0)
+        for channel in list(map_.values()):
+            channel.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop serving and wait for the serving thread to finish."""
+        self._stopping.set()
+        self._thread.join(timeout)

@@ -42,6 +42,9 @@ class PrinterTransport(abc.ABC):
     """A way to get labels to one printer and to ask it how it is."""
 
     url: str
+    # True when a write that broke off leaves no partial format behind (the printer drops a
+    # format cut short by a closed connection), so ERR_PRINTER_IO may be retried.
+    partial_write_discarded: bool = True
     # What `send` takes: "zpl" or "pdf" (one of printers.render.RENDER_FORMATS).
     format: str = "zpl"
 

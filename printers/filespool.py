@@ -8,16 +8,20 @@ way by setting `suffix`, `scheme` and `format` (`printers.pdfspool`).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
 from printers.status import PrinterStatus
+
+log = logging.getLogger("lineledger.printers")
 
 MAX_JOB_NAME = 100
 MAX_COPIES = 10_000
@@ -61,10 +65,12 @@ class FilePrinter(PrinterTransport):
                 try:
                     self._publish(temp, job_name)
                 finally:
-                    temp.unlink(missing_ok=True)
-                _sync_directory(self.directory)
+                    # Once published the label is delivered: failing to tidy up must not
+                    # report it as unwritten, or it would be written again.
+                    _quietly(temp.unlink, True)
             except OSError as exc:
                 raise self._io_error("writing a label", exc) from exc
+            _quietly(_sync_directory, self.directory)
 
     def query_status(self) -> PrinterStatus:
         """Return a ready status if a file can be created in the directory."""
@@ -123,6 +129,14 @@ class FilePrinter(PrinterTransport):
             f"Failed {doing} in {self.directory} ({exc.strerror or exc}): check that the "
             "directory exists, is writable and has free space.",
         )
+
+
+def _quietly(action: Callable[..., object], *args: object) -> None:
+    """Run a best-effort step after delivery; log rather than raise if it fails."""
+    try:
+        action(*args)
+    except OSError as exc:
+        log.warning("spool housekeeping failed after the label was written: %s", exc)
 
 
 def _sync_directory(directory: Path) -> None:

@@ -65,6 +65,9 @@ class SerialPrinter(PrinterTransport):
     """A ZPL printer on a serial line, or on anything pyserial opens by URL."""
 
     format = "zpl"
+    # A serial line has no connection to drop: a format cut off by a failed write stays in
+    # the printer's buffer and would swallow the start of the next one.
+    partial_write_discarded = False
 
     def __init__(
         self,
@@ -184,8 +187,12 @@ class SerialPrinter(PrinterTransport):
                 self._drop()
         settings = self.settings
         try:
+            # A device path is opened exclusively: two processes writing one printer line
+            # would interleave formats and read each other's status answers.
+            exclusive = {} if "://" in self.port else {"exclusive": True}
             port = serial.serial_for_url(
                 self.port,
+                **exclusive,
                 baudrate=settings.baudrate,
                 bytesize=settings.bytesize,
                 parity=settings.parity,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import url2pathname
@@ -283,8 +284,11 @@ def _parse_serial(url: str, scheme: str, rest: str) -> PrinterUrl:
         if not regexp or len(regexp) > 100:
             raise _refuse(url, "hwgrep:// needs a short regular expression")
         try:
-            re.compile(regexp)
-        except re.error:
+            with warnings.catch_warnings():
+                # A pattern Python warns about (e.g. a possible nested set) is refused too.
+                warnings.simplefilter("error")
+                re.compile(regexp)
+        except (re.error, Warning):
             raise _refuse(url, "hwgrep:// has an invalid regular expression") from None
         own = [o for o in options.split("&") if o and o.partition("=")[0] not in ("n", "skip_busy")]
         if own:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from sqlalchemy.engine import make_url
 from central import admin, create_app, init_registry
 from central.config import load_config
 from central.runtime import Runtime
+from edge_agent.web import BackgroundServer
 
 PG_URL = os.environ.get("LINELEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -149,16 +149,11 @@ class LiveServer:
     """A real HTTP server (waitress) on 127.0.0.1 serving an app from a thread."""
 
     def __init__(self, application: Any) -> None:
-        from waitress import create_server
-
-        self.server: Any = create_server(application, host="127.0.0.1", port=0, threads=8)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        self.handle = BackgroundServer(application, "127.0.0.1", 0, threads=8).start()
+        self.url = self.handle.url
 
     def close(self) -> None:
-        self.server.close()
-        self.thread.join(timeout=5)
+        self.handle.stop()
 
 
 @pytest.fixture

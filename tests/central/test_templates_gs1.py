@@ -143,3 +143,29 @@ def test_admin_label_preview(app, client, tenant, fmt):
     assert bad.status_code == 400 and bad.json["error"]["code"] == "ERR_INVALID"
     missing = client.get(url.replace("WO-HAT-1", "NOPE"), headers=h)
     assert missing.status_code == 404
+
+
+def test_digital_link_with_qualifiers_and_a_copied_code(app, client, tenant):
+    h = tenant.enroll()
+    g = grant(client, h, scope(tenant), 5)
+    serial = serial_of(g, 1)
+    push(client, h, [event("issued", serial, g.lease_id, "WO-OEM-1")])
+    ai21 = ai21_from_standard(serial)
+    ok = client.get(f"/01/04006381333931/10/LOT-7/21/{ai21}?format=json").json
+    assert ok["verdict"] == "genuine"
+    assert (
+        client.get(f"/01/04006381333931/22/A1/10/L/21/{ai21}?format=json").json["verdict"]
+        == "genuine"
+    )
+    for bad in (
+        f"/01/04006381333931/21/{ai21}/10/LOT",
+        "/01/04006381333931/10/LOT",
+        f"/01/04006381333931/99/x/21/{ai21}",
+    ):
+        assert client.get(bad).status_code == 404
+    # A genuine serial printed under another product's GTIN of the same category: a copy.
+    admin.add_product(
+        runtime(app).store, "MA01", "LUXE-01", "BAG", "Luxury bag", "09506000134352", now()
+    )
+    copied = client.get(f"/01/09506000134352/21/{ai21}?format=json").json
+    assert copied["verdict"] == "unknown"

@@ -351,3 +351,14 @@ def test_a_port_that_drops_at_once_does_not_reset_the_backoff(
         server.close()
     assert reader.pauses[:4] == [0.01, 0.02, 0.04, 0.08]
     assert reader.counters["connects"] >= 4 and reader.counters["disconnects"] >= 4
+
+
+@pytest.mark.parametrize(
+    "url", ["spy:///dev/ttyUSB0?file=/tmp/x", "alt:///dev/ttyUSB0?class=os.system"]
+)
+def test_scanner_urls_may_not_write_files_or_load_classes(url):
+    from edge_agent.scanframes import ScanError
+    from edge_agent.scanner import parse_scanner_url
+
+    with pytest.raises(ScanError):
+        parse_scanner_url(url)

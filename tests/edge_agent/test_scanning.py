@@ -172,3 +172,15 @@ def test_keyboard_wedge_scan_in_a_real_browser(service_with_scanner):
             assert page.locator("#preview").evaluate("img => img.naturalWidth") > 0
         finally:
             browser.close()
+
+
+def test_our_serial_under_another_gtin_is_not_ours(line):
+    agent, issuer, desk = line
+    s = issuer.issue("WO-HAT-1").serial
+    copied = format_element_string((("01", "09506000134352"), ("21", ai21_from_standard(s))))
+    with agent.store.write() as conn:  # the line also makes a product with that GTIN
+        conn.execute("UPDATE work_orders SET gtin = '09506000134352' WHERE number = 'WO-OEM-1'")
+    assert desk.answer_text("]d2" + copied).verdict == "not_ours"
+    assert (
+        desk.answer_text("]d2" + format_element_string(sgtin_fields(GTIN, s))).verdict == "genuine"
+    )

@@ -101,3 +101,20 @@ def test_operator_page_in_a_real_browser(service, tmp_path):
     assert 'id="printer-state">head_open<' in dom
     assert 'id="central-state">online<' in dom
     assert "MA01-HAT-BAG-" in dom  # the pool table, rebuilt by the page's script
+
+
+def test_operator_page_refuses_other_host_names(service):
+    """DNS rebinding: a page from another name that resolves to 127.0.0.1 is refused."""
+    svc, agent, sim = service
+    port = svc.operator_url.rstrip("/").rsplit(":", 1)[1]
+    req = urllib.request.Request(
+        svc.operator_url + "status.json", headers={"Host": f"evil.example:{port}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=10)
+    assert exc.value.code == 403
+    exc.value.close()
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        ok = urllib.request.Request(svc.operator_url + "status.json", headers={"Host": host})
+        with urllib.request.urlopen(ok, timeout=10) as resp:
+            assert resp.status == 200
