@@ -100,12 +100,11 @@ def set_flag(store: Store, org: str, key: str, value: str, now: dt.datetime) -> 
         raise CentralError(ERR_INVALID, f"{FLAG_VERIFY_MODE} is one of {', '.join(VERIFY_MODES)}")
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
-        conn.execute(
-            store.insert(T.feature_flags)
-            .values(tenant_id=tenant.id, key=key, value=value, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=["tenant_id", "key"], set_={"value": value, "updated_at": now}
-            )
+        store.upsert(
+            conn,
+            T.feature_flags,
+            ["tenant_id", "key"],
+            {"tenant_id": tenant.id, "key": key, "value": value, "updated_at": now},
         )
 
 
@@ -358,12 +357,11 @@ def set_label_template(
     text = json.dumps(template.to_dict(), sort_keys=True)
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
-        conn.execute(
-            store.insert(T.label_templates)
-            .values(tenant_id=tenant.id, name=name, body=text, updated_at=now)
-            .on_conflict_do_update(
-                index_elements=["tenant_id", "name"], set_={"body": text, "updated_at": now}
-            )
+        store.upsert(
+            conn,
+            T.label_templates,
+            ["tenant_id", "name"],
+            {"tenant_id": tenant.id, "name": name, "body": text, "updated_at": now},
         )
 
 

@@ -109,6 +109,17 @@ class Store:
         """Return a dialect INSERT that supports `on_conflict_do_nothing()`."""
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
 
+    def upsert(
+        self, conn: Connection, table: sa.Table, keys: list[str], values: dict[str, Any]
+    ) -> None:
+        """Insert a row, or update the non-key columns of the row with the same keys."""
+        changes = {k: v for k, v in values.items() if k not in keys}
+        conn.execute(
+            self.insert(table)
+            .values(**values)
+            .on_conflict_do_update(index_elements=keys, set_=changes)
+        )
+
     def lock_row(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """Add FOR UPDATE where the database has row locks (SQLite locks the whole file)."""
         return query if self.is_sqlite else query.with_for_update()

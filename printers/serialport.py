@@ -18,7 +18,6 @@ out - ERR_PRINTER_IO; silence to `~HS` - ERR_PRINTER_NO_ANSWER; garbage - ERR_PR
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,7 @@ import serial  # type: ignore[import-untyped]
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
-from printers.status import ETX, MAX_STATUS_BYTES, PrinterStatus, parse_host_status
+from printers.status import MAX_STATUS_BYTES, PrinterStatus, parse_host_status, read_host_status
 from printers.tcp import HOST_STATUS_REQUEST
 
 # Unasked input beyond this many reads means the line is noise; printing goes ahead anyway.
@@ -112,8 +111,8 @@ class SerialPrinter(PrinterTransport):
                 self._drop()
                 raise PrinterError(
                     E.ERR_PRINTER_IO,
-                    f"Sending a label to the printer at {self.url} broke off ({exc}); the "
-                    "printer drops a partial label, so print it again.",
+                    f"Sending a label to the printer at {self.url} broke off ({exc}); part of "
+                    "it may wait in the printer: check the printer before printing it again.",
                 ) from exc
 
     def query_status(self) -> PrinterStatus:
@@ -142,39 +141,17 @@ class SerialPrinter(PrinterTransport):
             self._drop()
 
     def _read_answer(self, port: Any) -> bytes:
-        """Read until three ETX-terminated frames arrive, the cap is hit or time runs out."""
-        deadline = time.monotonic() + self.status_timeout
-        answer = bytearray()
-        while answer.count(ETX) < 3:
-            if time.monotonic() >= deadline:
-                raise self._silence(answer)
-            chunk: bytes = port.read(1)
-            if not chunk:
-                continue
-            waiting = min(int(port.in_waiting), MAX_STATUS_BYTES - len(answer))
-            if waiting > 0:
-                chunk += port.read(waiting)
-            answer += chunk
-            if len(answer) >= MAX_STATUS_BYTES:
-                raise PrinterError(
-                    E.ERR_PRINTER_STATUS,
-                    f"The printer at {self.url} sent more than {MAX_STATUS_BYTES} bytes for "
-                    "its status: check that the URL points at a ZPL printer.",
-                )
-        return bytes(answer)
+        """Read the printer's whole status answer from the line."""
 
-    def _silence(self, partial: bytearray) -> PrinterError:
-        """Return the error for a status answer that did not complete in time."""
-        if partial:
-            return PrinterError(
-                E.ERR_PRINTER_STATUS,
-                f"The printer at {self.url} sent an incomplete status answer; check the line "
-                "settings (baud, parity) and power-cycle it if this repeats.",
-            )
-        return PrinterError(
-            E.ERR_PRINTER_NO_ANSWER,
-            f"The printer at {self.url} does not answer: check for an open head, missing "
-            "labels or ribbon, or an error light, and the cable and baud rate.",
+        def read(remaining: float, most: int) -> bytes | None:
+            chunk: bytes = port.read(1)  # waits up to the port's short poll timeout
+            if not chunk:
+                return b""  # nothing yet: read_host_status keeps the time
+            waiting = min(int(port.in_waiting), most - 1)
+            return chunk + port.read(waiting) if waiting > 0 else chunk
+
+        return read_host_status(
+            read, self.status_timeout, self.url, ", and the cable and baud rate"
         )
 
     def _connection(self) -> Any:

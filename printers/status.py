@@ -17,6 +17,8 @@ The parser trusts nothing: it comes from the network. Anything but exactly that 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from printers import errors as E
@@ -171,3 +173,39 @@ def format_host_status(status: PrinterStatus) -> bytes:
         f"{status.labels_remaining:08d},1,000\x03\r\n"
         "\x021234,0\x03\r\n"
     ).encode("ascii")
+
+
+def read_host_status(
+    read: Callable[[float, int], bytes | None], timeout: float, url: str, hint: str
+) -> bytes:
+    """Collect a `~HS` answer: three ETX-terminated frames, within `timeout`, capped in size.
+
+    `read(remaining_seconds, max_bytes)` returns what arrived, or None when nothing came in
+    time. No answer at all is ERR_PRINTER_NO_ANSWER (a Zebra falls silent on some faults); an
+    answer cut short is ERR_PRINTER_STATUS. `hint` ends the no-answer message.
+    """
+    deadline = time.monotonic() + timeout
+    answer = bytearray()
+    while answer.count(ETX) < 3:
+        remaining = deadline - time.monotonic()
+        chunk = read(remaining, MAX_STATUS_BYTES - len(answer)) if remaining > 0 else None
+        if chunk is None:
+            if answer:
+                raise PrinterError(
+                    E.ERR_PRINTER_STATUS,
+                    f"The printer at {url} sent an incomplete status answer; power-cycle it "
+                    "if this repeats.",
+                )
+            raise PrinterError(
+                E.ERR_PRINTER_NO_ANSWER,
+                f"The printer at {url} does not answer: check for an open head, missing "
+                f"labels or ribbon, or an error light{hint}.",
+            )
+        answer += chunk
+        if len(answer) >= MAX_STATUS_BYTES:
+            raise PrinterError(
+                E.ERR_PRINTER_STATUS,
+                f"The printer at {url} sent more than {MAX_STATUS_BYTES} bytes for its status: "
+                "check that the URL points at a ZPL printer.",
+            )
+    return bytes(answer)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
-from printers.status import ETX, MAX_STATUS_BYTES, PrinterStatus, parse_host_status
+from printers.status import (
+    MAX_STATUS_BYTES,
+    PrinterStatus,
+    parse_host_status,
+    read_host_status,
+)
 
 DEFAULT_PORT = 9100
 HOST_STATUS_REQUEST = b"~HS"
@@ -99,41 +103,20 @@ class TcpPrinter(PrinterTransport):
             self._drop()
 
     def _read_answer(self, sock: socket.socket) -> bytes:
-        """Read until three ETX-terminated frames arrive, the cap is hit or time runs out."""
-        deadline = time.monotonic() + self.status_timeout
-        answer = bytearray()
-        while answer.count(ETX) < 3:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._silence(answer)
+        """Read the printer's whole status answer from the connection."""
+
+        def read(remaining: float, most: int) -> bytes | None:
             sock.settimeout(remaining)
             try:
-                chunk = sock.recv(MAX_STATUS_BYTES - len(answer))
+                chunk = sock.recv(most)
             except TimeoutError:
-                raise self._silence(answer) from None
+                return None
             if not chunk:
                 raise OSError("the printer closed the connection")
-            answer += chunk
-            if len(answer) >= MAX_STATUS_BYTES:
-                raise PrinterError(
-                    E.ERR_PRINTER_STATUS,
-                    f"The printer at {self.url} sent more than {MAX_STATUS_BYTES} bytes for "
-                    "its status: check that the URL points at a ZPL printer.",
-                )
-        return bytes(answer)
+            return chunk
 
-    def _silence(self, partial: bytearray) -> PrinterError:
-        """Return the error for a status answer that did not complete in time."""
-        if partial:
-            return PrinterError(
-                E.ERR_PRINTER_STATUS,
-                f"The printer at {self.url} sent an incomplete status answer; power-cycle "
-                "it if this repeats.",
-            )
-        return PrinterError(
-            E.ERR_PRINTER_NO_ANSWER,
-            f"The printer at {self.url} does not answer: check for an open head, missing "
-            "labels or ribbon, or an error light; power-cycle it if it stays silent.",
+        return read_host_status(
+            read, self.status_timeout, self.url, "; power-cycle it if it stays silent"
         )
 
     def _connection(self) -> socket.socket:

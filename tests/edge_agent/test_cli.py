@@ -1,30 +1,16 @@
 import json
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from edge_agent.cli import main
+from tests.cli_help import check_help, command_paths
 from tests.procs import json_lines
 
 
-def _commands(group, prefix=()):
-    for name, cmd in group.commands.items():
-        path = (*prefix, name)
-        if isinstance(cmd, click.Group):
-            yield from _commands(cmd, path)
-        yield path
-
-
-@pytest.mark.parametrize("path", sorted(_commands(main)), ids=" ".join)
+@pytest.mark.parametrize("path", sorted(command_paths(main)), ids=" ".join)
 def test_every_command_has_help_with_an_example(path):
-    result = CliRunner().invoke(main, [*path, "--help"])
-    assert result.exit_code == 0
-    cmd = main
-    for name in path:
-        cmd = cmd.commands[name]
-    if not isinstance(cmd, click.Group):
-        assert "Example:" in result.output and "lineledger-edge" in result.output
+    check_help(main, path, "lineledger-edge")
 
 
 def edge(home, *args):
