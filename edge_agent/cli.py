@@ -6,6 +6,7 @@ Output meant for programs goes to stdout as JSON; messages for people go to stde
 from __future__ import annotations
 
 import functools
+import gc
 import ipaddress
 import json
 import logging
@@ -421,6 +422,8 @@ def run(
     if scanner:
         parse_scanner_url(scanner)
     service = Service(agent, printer, scanner)
+    gc.collect()
+    gc.freeze()  # long-lived startup objects stay out of the collector's full passes
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
