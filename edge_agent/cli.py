@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from edge_agent.labels import label_for, preview_for
 from edge_agent.printing import (
     PrintQueue,
     confirm_job,
+    job_statuses,
     list_jobs,
     queue_reprint,
     recover_stale_jobs,
@@ -55,6 +57,7 @@ from protocol.messages import EnrollRequest
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNREACHABLE = 2
 EXIT_PRINTER = 3
+SETTLE_SECONDS = 30.0
 
 
 def _example(text: str) -> str:
@@ -234,18 +237,27 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
 
 
 def _print_jobs(agent: Agent, printer_url: str, jobs: list[int]) -> None:
-    """Print this run's jobs now; what a printer fault leaves stays queued for the service."""
+    """Print this run's jobs now; what a printer fault leaves stays queued for the service.
+
+    The agent's service may be printing some of the same jobs at the same moment (each job
+    is claimed by one process only), so the outcome is read from the jobs themselves.
+    """
     queue = PrintQueue(agent)
-    sent, result = 0, None
+    result = None
     try:
         for i in range(0, len(jobs), 500):  # bounded SQL parameter lists
             result = queue.run(printer_url, jobs[i : i + 500])
-            sent += len(result.sent)
             if result.error:
                 break
     finally:
         queue.close()
     assert result is not None
+    deadline = time.monotonic() + SETTLE_SECONDS
+    counts = job_statuses(agent, jobs)
+    while counts["claimed"] + counts["sending"] and time.monotonic() < deadline:
+        time.sleep(0.1)  # another process is sending some of them: wait for its outcome
+        counts = job_statuses(agent, jobs)
+    sent = counts["sent"]
     _say(f"printed {sent} of {len(jobs)} labels on {printer_url}; printer {result.state}")
     if sent < len(jobs):
         message = result.error["message"] if result.error else "printer not ready"

@@ -268,6 +268,21 @@ def _event_data(job: Any, url: str) -> dict[str, Any]:
     return data
 
 
+def job_statuses(agent: Agent, job_ids: list[int]) -> dict[str, int]:
+    """Return how many of the given jobs are in each status."""
+    counts = dict.fromkeys((QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD, CANCELLED), 0)
+    conn = agent.store.conn()
+    for i in range(0, len(job_ids), 500):
+        chunk = job_ids[i : i + 500]
+        for row in conn.execute(
+            f"SELECT status, COUNT(*) AS n FROM print_jobs WHERE id IN "
+            f"({','.join('?' * len(chunk))}) GROUP BY status",
+            chunk,
+        ):
+            counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
+    return counts
+
+
 def recover_stale_jobs(agent: Agent) -> int:
     """Settle the claims of processes that stopped (see PrintQueue.recover_stale)."""
     queue = PrintQueue(agent)

@@ -5,7 +5,16 @@ import time
 import pytest
 
 from edge_agent.issuing import Issuer
-from edge_agent.printing import PrintQueue, confirm_job, job_counts, list_jobs, release_job
+from edge_agent.labels import label_for
+from edge_agent.printing import (
+    PrintQueue,
+    confirm_job,
+    job_counts,
+    list_jobs,
+    mark_sent,
+    release_job,
+)
+from printers.render import render_label
 from printers.simulator import PrinterSimulator
 from printers.zpl import extract_fields
 from protocol.gs1 import ai21_from_standard, digital_link
@@ -179,3 +188,37 @@ def test_file_spool_printer(line, tmp_path):
     assert len(queue.run(url).sent) == 3
     files = sorted(p.name for p in (tmp_path / "labels").iterdir())
     assert files == sorted(f"{i.serial}.zpl" for i in issued)
+
+
+def test_the_cli_counts_labels_another_process_printed(line, printer, capsys):
+    """`issue --print` and the agent's service may share the work; none is reported missing."""
+    import threading
+
+    from edge_agent.cli import _print_jobs
+    from edge_agent.printing import PrintQueue as Queue
+
+    agent, queue = line
+    issued = issue(agent, printer.url, 6)
+    jobs = [i.print_job for i in issued]
+    service = Queue(agent)
+    try:
+        assert len(service.run(printer.url, jobs[:2]).sent) == 2  # the service was first
+        [third] = service._claim(printer.url, [jobs[2]], time.time())
+        assert service._start_sending(third)  # ... and is sending the third right now
+
+        def finish():
+            time.sleep(0.3)
+            label, template = label_for(agent, third["serial"])
+            service._transport(printer.url).send(
+                render_label(label, template, "zpl"), job_name=third["serial"]
+            )
+            mark_sent(agent, third, printer.url, service.owner)
+
+        worker = threading.Thread(target=finish)
+        worker.start()
+        _print_jobs(agent, printer.url, jobs)  # would exit 3 if it missed any
+        worker.join()
+    finally:
+        service.close()
+    assert "printed 6 of 6 labels" in capsys.readouterr().err
+    assert sorted(serials_printed(printer)) == sorted(i.serial for i in issued)
