@@ -28,7 +28,7 @@ from central.errors import CentralError
 from central.keyring import Keyring
 from central.timeutil import utcnow
 from printers.discovery import CENTRAL_TYPE, advertise
-from protocol.errors import ProtocolError
+from protocol.errors import CodedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +44,7 @@ def _friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (CentralError, ProtocolError) as exc:
+        except CodedError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except sa.exc.OperationalError as exc:
             raise click.ClickException(f"ERR_DATABASE: {exc.orig}") from None

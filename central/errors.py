@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from protocol.errors import CodedError
 
-class CentralError(Exception):
+
+class CentralError(CodedError):
     """A request or command cannot be carried out; the message says what to do instead."""
 
     status = 400
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         if status is not None:
             self.status = status
 

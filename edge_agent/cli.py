@@ -47,11 +47,10 @@ from edge_agent.printing import (
 )
 from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
-from printers import PrinterError
 from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
 from printers.render import render_label
 from printers.urls import parse_printer_url
-from protocol.errors import ProtocolError
+from protocol.errors import CodedError
 from protocol.messages import EnrollRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,7 +79,7 @@ def _friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (EdgeError, ProtocolError, PrinterError) as exc:
+        except CodedError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except OSError as exc:
             raise click.ClickException(f"ERR_IO: {exc}") from None

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+from protocol.errors import CodedError
 
-class EdgeError(Exception):
+
+class EdgeError(CodedError):
     """Something the agent cannot do; `code` is stable, `message` says what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        """Return the error as `{"code", "message"}`."""
-        return {"code": self.code, "message": self.message}
 
 
 class CentralUnreachable(EdgeError):

@@ -7,6 +7,8 @@ codes is written down in `printers.base`.
 
 from __future__ import annotations
 
+from protocol.errors import CodedError
+
 # The printer URL in the configuration is malformed or names an unsupported back end.
 ERR_PRINTER_URL = "ERR_PRINTER_URL"
 # No connection could be made (refused, timed out, unresolvable): nothing was written.
@@ -33,17 +35,8 @@ ERR_LABEL_DATA = "ERR_LABEL_DATA"
 ERR_ZPL = "ERR_ZPL"
 
 
-class PrinterError(Exception):
+class PrinterError(CodedError):
     """A printer, transport or label problem; `code` says which, `message` says what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        """Return the error as the body of the one JSON error shape."""
-        return {"code": self.code, "message": self.message}
 
 
 class TemplateError(PrinterError, ValueError):

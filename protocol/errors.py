@@ -31,8 +31,12 @@ ERR_ILLEGAL_TRANSITION = "ERR_ILLEGAL_TRANSITION"
 ERR_CONTEXT_MISMATCH = "ERR_CONTEXT_MISMATCH"
 
 
-class ProtocolError(ValueError):
-    """Input broke a protocol rule; `code` says which, `message` says what to do."""
+class CodedError(Exception):
+    """The base of every LineLedger error: a stable `code` and a `message` to act on.
+
+    Each package has its own subclass (ProtocolError, PrinterError, EdgeError, CentralError);
+    they share this shape so every layer can show any of them the same way.
+    """
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
@@ -42,6 +46,10 @@ class ProtocolError(ValueError):
     def to_dict(self) -> dict[str, str]:
         """Return the error as the body of the one JSON error shape."""
         return {"code": self.code, "message": self.message}
+
+
+class ProtocolError(CodedError, ValueError):
+    """Input broke a protocol rule; `code` says which, `message` says what to do."""
 
 
 def error_body(code: str, message: str) -> dict[str, object]:
