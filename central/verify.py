@@ -85,8 +85,14 @@ class Verification:
         return out
 
 
-def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = False) -> Verification:
-    """Return the verdict on a code typed or scanned by anyone."""
+def verify_code(
+    store: Store, keyring: Keyring, code: str, internal: bool = False, gtin: str | None = None
+) -> Verification:
+    """Return the verdict on a code typed or scanned by anyone.
+
+    With `gtin` (a GS1 scan or Digital Link), a registered serial of another product answers
+    `unknown`: a genuine serial under another product's GTIN is a copied code.
+    """
     try:
         serial = parse(code)
     except ProtocolError as exc:
@@ -107,6 +113,31 @@ def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = Fals
         lease = find_lease(conn, serial.scope.key, serial.seq)
         if lease is None or not serial.mac_valid(keyring.lease_key(lease.key_version, lease.id)):
             return Verification(text, UNKNOWN, mode=mode)
+        reg = conn.execute(
+            sa.select(
+                T.registry,
+                T.products.c.id.label("product_id"),
+                T.products.c.name.label("product_name"),
+                T.products.c.gtin.label("product_gtin"),
+            )
+            .select_from(
+                T.registry.outerjoin(
+                    T.work_orders,
+                    sa.and_(
+                        T.work_orders.c.tenant_id == T.registry.c.tenant_id,
+                        T.work_orders.c.number == T.registry.c.work_order,
+                    ),
+                ).outerjoin(T.products, T.products.c.id == T.work_orders.c.product_id)
+            )
+            .where(T.registry.c.serial == text)
+        ).first()
+        if (
+            gtin is not None
+            and reg is not None
+            and reg.product_id is not None
+            and reg.product_gtin != gtin
+        ):
+            return Verification(text, UNKNOWN, mode=mode)
         under_review = conn.execute(
             sa.select(T.quarantine.c.id)
             .where(
@@ -119,19 +150,6 @@ def verify_code(store: Store, keyring: Keyring, code: str, internal: bool = Fals
         ).first()
         if under_review is not None:
             return Verification(text, UNDER_REVIEW, mode=mode)
-        reg = conn.execute(
-            sa.select(T.registry, T.products.c.name.label("product_name"))
-            .select_from(
-                T.registry.outerjoin(
-                    T.work_orders,
-                    sa.and_(
-                        T.work_orders.c.tenant_id == T.registry.c.tenant_id,
-                        T.work_orders.c.number == T.registry.c.work_order,
-                    ),
-                ).outerjoin(T.products, T.products.c.id == T.work_orders.c.product_id)
-            )
-            .where(T.registry.c.serial == text)
-        ).first()
     if reg is None:
         if lease.status == "returned" and serial.seq > (lease.high_water or 0):
             return Verification(text, UNKNOWN, mode=mode)  # in the returned, unused tail
@@ -164,24 +182,7 @@ def verify_gs1(
         # A broken check character or date is a typo; any other shape is not one of ours.
         verdict = MALFORMED if exc.code.startswith("ERR_SERIAL_") else UNKNOWN
         return Verification(shown, verdict, exc.code if verdict == MALFORMED else None, gs1=shown)
-    with store.read() as conn:
-        bound = conn.execute(
-            sa.select(T.products.c.gtin)
-            .select_from(
-                T.registry.join(
-                    T.work_orders,
-                    sa.and_(
-                        T.work_orders.c.tenant_id == T.registry.c.tenant_id,
-                        T.work_orders.c.number == T.registry.c.work_order,
-                    ),
-                ).join(T.products, T.products.c.id == T.work_orders.c.product_id)
-            )
-            .where(T.registry.c.serial == serial)
-        ).first()
-    if bound is not None and bound.gtin != gtin14:
-        # A genuine serial under another product's GTIN is a copied code: not ours.
-        return Verification(shown, UNKNOWN, gs1=shown)
-    result = verify_code(store, keyring, serial, internal)
+    result = verify_code(store, keyring, serial, internal, gtin14)
     return replace(result, gs1=shown)
 
 
