@@ -217,6 +217,7 @@ class VerifyTally:
         self.store = store
         self.interval = interval
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._first: dict[str, dt.datetime] = {}
         self._timer: threading.Timer | None = None
@@ -238,6 +239,10 @@ class VerifyTally:
         Rows are updated in serial order, the order ingest uses too, so the two never
         deadlock on PostgreSQL; counts that could not be written are kept for the next flush.
         """
+        with self._flushing:  # one flush at a time; close() waits for a running one
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             counts, first = self._counts, self._first
             self._counts, self._first = Counter(), {}
