@@ -78,7 +78,8 @@ class _Ctx:
             if not self._store.schema_ready():
                 raise CentralError(
                     "ERR_NOT_INITIALISED",
-                    "the registry has no schema yet: run lineledger-central init",
+                    "the registry's schema is missing or older than this release: run "
+                    "lineledger-central init (it creates or upgrades the schema)",
                 )
         return self._store
 

@@ -19,23 +19,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from central import tables as T
 
-SCHEMA_VERSION = "2"
-
-_SQLITE_NO_OVERLAP = """
-CREATE TRIGGER IF NOT EXISTS leases_no_overlap_{when} BEFORE {event} ON leases
-WHEN EXISTS (
-    SELECT 1 FROM leases o
-    WHERE o.scope_key = NEW.scope_key AND o.id != NEW.id
-      AND o.first_seq <= NEW.last_seq AND o.last_seq >= NEW.first_seq
-)
-BEGIN SELECT RAISE(ABORT, 'lease ranges of one scope must never overlap'); END
-"""
-
-_PG_NO_OVERLAP = """
-ALTER TABLE leases ADD CONSTRAINT leases_no_overlap EXCLUDE USING gist (
-    scope_key WITH =, int4range(first_seq, last_seq, '[]') WITH &&
-)
-"""
+# The revision of the schema, also written to schema_info for tools that read it.
+SCHEMA_VERSION = "3"
 
 
 def normalise_url(url: str) -> str:
@@ -125,61 +110,22 @@ class Store:
         return query if self.is_sqlite else query.with_for_update()
 
     def init_schema(self) -> None:
-        """Create tables, the no-overlap guard and seed data; safe to run again."""
+        """Create or upgrade the schema to this release's newest revision; safe to run again."""
+        from central.migrate import upgrade
+
+        upgrade(self)
         with self.write() as conn:
-            if not self.is_sqlite:
-                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS btree_gist")
-            T.metadata.create_all(conn)
-            self._add_missing(conn)
-            if self.is_sqlite:
-                conn.exec_driver_sql(_SQLITE_NO_OVERLAP.format(when="insert", event="INSERT"))
-                conn.exec_driver_sql(
-                    _SQLITE_NO_OVERLAP.format(
-                        when="update", event="UPDATE OF scope_key, first_seq, last_seq"
-                    )
-                )
-            else:
-                exists = conn.exec_driver_sql(
-                    "SELECT 1 FROM pg_constraint WHERE conname = 'leases_no_overlap'"
-                ).first()
-                if not exists:
-                    conn.exec_driver_sql(_PG_NO_OVERLAP)
-            for code, name in (
-                ("HAT", "Handcraft (job tickets and tokens)"),
-                ("OEM", "Manufacturing order"),
-            ):
-                conn.execute(
-                    self.insert(T.production_types)
-                    .values(code=code, name=name)
-                    .on_conflict_do_nothing()
-                )
             conn.execute(
                 self.insert(T.schema_info)
                 .values(key="schema_version", value=SCHEMA_VERSION)
                 .on_conflict_do_update(index_elements=["key"], set_={"value": SCHEMA_VERSION})
             )
 
-    def _add_missing(self, conn: Connection) -> None:
-        """Bring tables made by an older version up to date: new columns, new indexes.
-
-        New columns are always nullable or have a server default, so adding them to a table
-        with rows works on both databases.
-        """
-        inspector = sa.inspect(conn)
-        for table in T.metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
-            indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-            for index in table.indexes:
-                if index.name not in indexes:
-                    index.create(conn)
-
     def schema_ready(self) -> bool:
-        """Tell whether `init` has created the schema."""
-        return sa.inspect(self.engine).has_table("schema_info")
+        """Tell whether `init` has brought the schema to this release's revision."""
+        from central.migrate import current_revision, head_revision
+
+        return current_revision(self) == head_revision()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

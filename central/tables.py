@@ -100,6 +100,9 @@ work_orders = sa.Table(
     sa.Column("line", sa.String(64)),  # NULL: any line of the tenant may produce it
     sa.Column("status", sa.String(16), nullable=False, server_default="open"),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS),
+    sa.Column("recalled_at", TS),
+    sa.Column("recall_reason", sa.String(500)),
     sa.UniqueConstraint("tenant_id", "number"),
 )
 
@@ -128,6 +131,15 @@ agents = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
     sa.Column("enrolled_at", TS, nullable=False),
     sa.Column("last_seen_at", TS),
+    # revoke: the agent's calls are refused and its leases closed (`agent revoke`)
+    sa.Column("revoked_at", TS),
+    sa.Column("revoked_reason", sa.String(500)),
+    sa.Column("revoked_by", sa.String(128)),
+    sa.Column("token_rotated_at", TS),
+    # what the agent last said about itself in a reconcile (JSON: outbox, clock, version)
+    sa.Column("last_report", sa.Text),
+    sa.Column("last_reconcile_at", TS),
+    sa.Column("clock_offset_ms", sa.BigInteger),
 )
 
 key_versions = sa.Table(
@@ -162,12 +174,24 @@ leases = sa.Table(
     sa.Column("key_version", sa.ForeignKey("key_versions.version"), nullable=False),
     sa.Column("granted_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
+    # active | returned (by the agent) | expired (lease-expiry job) | revoked (agent revoked)
     sa.Column("status", sa.String(16), nullable=False, server_default="active"),
-    sa.Column("high_water", sa.Integer),
+    sa.Column("high_water", sa.Integer),  # final mark of a closed lease; the tail is a gap
     sa.Column("returned_at", TS),
+    sa.Column("closed_at", TS),
+    # the agent's own high-water mark, reported often while it is online (rollback guard)
+    sa.Column("reported_hw", sa.Integer),
+    sa.Column("reported_at", TS),
+    # the last full reconcile of the lease: the agent's counts per event type (JSON)
+    sa.Column("reconciled_at", TS),
+    sa.Column("reported_counts", sa.Text),
+    sa.Column("digest_ok", sa.Boolean),
+    sa.Column("resend_requested_at", TS),  # the checker asks the agent to re-send
     sa.UniqueConstraint("agent_id", "request_id"),
     sa.CheckConstraint("first_seq >= 1 AND last_seq >= first_seq", name="range"),
     sa.Index(None, "scope_key", "first_seq"),
+    sa.Index(None, "status", "expires_at"),
+    sa.Index(None, "agent_id", "status"),
 )
 
 gaps = sa.Table(
@@ -178,7 +202,7 @@ gaps = sa.Table(
     sa.Column("scope_key", sa.String(32), nullable=False),
     sa.Column("first_seq", sa.Integer, nullable=False),
     sa.Column("last_seq", sa.Integer, nullable=False),
-    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),  # returned | expired | revoked
     sa.Column("lease_id", sa.ForeignKey("leases.id")),
     sa.Column("recorded_at", TS, nullable=False),
 )
@@ -196,9 +220,14 @@ events = sa.Table(
     sa.Column("occurred_at", TS, nullable=False),
     sa.Column("received_at", TS, nullable=False),
     sa.Column("data", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("outcome", sa.String(16), nullable=False),  # accepted | quarantined
+    # accepted | quarantined | released (applied after review) | superseded (reviewed, not
+    # applicable, e.g. the second `issued` of a serial)
+    sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("code", sa.String(40)),
+    # clock findings about occurred_at ("future", "before_lease"), comma-separated
+    sa.Column("clock_flags", sa.String(64)),
     sa.Index(None, "serial"),
+    sa.Index(None, "lease_id", "agent_id"),
 )
 
 registry = sa.Table(
@@ -219,7 +248,15 @@ registry = sa.Table(
     sa.Column("last_event_id", ID, nullable=False),
     sa.Column("verify_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("first_verified_at", TS),
+    # link targets (the registry's half of the reference's "dual link")
+    sa.Column("job_ticket", sa.String(64)),
+    sa.Column("token", sa.String(64)),
+    sa.Column("linked_work_order", sa.String(64)),
+    sa.Column("linked_at", TS),
     sa.UniqueConstraint("scope_key", "seq"),
+    sa.Index(None, "lease_id", "seq"),
+    sa.Index(None, "tenant_id", "work_order"),
+    sa.Index(None, "state", "updated_at"),
 )
 
 quarantine = sa.Table(
@@ -237,6 +274,50 @@ quarantine = sa.Table(
     sa.Column("agent_id", ID),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("resolved_at", TS),
-    sa.Column("resolution", sa.String(200)),
+    sa.Column("resolution", sa.String(200)),  # the reviewer's reason
+    sa.Column("resolution_kind", sa.String(16)),  # released | confirmed
+    sa.Column("resolved_by", sa.String(128)),
+    sa.Column("source", sa.String(16), nullable=False, server_default="ingest"),  # or checker
     sa.Index(None, "serial"),
+    sa.Index(None, "resolved_at", "tenant_id"),
+)
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # schedule | cli | api
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | failed | skipped
+    sa.Column("counts", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("errors", sa.Text),
+    sa.Column("host", sa.String(128)),
+    sa.Column("pid", sa.Integer),
+    sa.Index(None, "job", "started_at"),
+)
+
+job_locks = sa.Table(
+    "job_locks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(160), nullable=False),
+    sa.Column("acquired_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id")),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Index(None, "action", "at"),
+    sa.Index(None, "target"),
 )

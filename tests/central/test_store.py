@@ -126,23 +126,3 @@ def test_concurrent_writers_do_not_lose_updates(app, tenant):
             ).scalar()
             == 1000 + 80
         )
-
-
-def test_init_brings_an_older_database_up_to_date(app, tenant):
-    """A registry made before label templates and tenant-scoped holds gets them on init."""
-    store = runtime(app).store
-    with store.write() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_products_gtin")
-        conn.exec_driver_sql("ALTER TABLE products DROP COLUMN label_template")
-        conn.exec_driver_sql("ALTER TABLE quarantine DROP COLUMN holds_serial")
-        conn.exec_driver_sql("DROP TABLE label_templates")
-    inspector = sa.inspect(store.engine)
-    assert "label_template" not in {c["name"] for c in inspector.get_columns("products")}
-    store.init_schema()
-    inspector = sa.inspect(store.engine)
-    assert "label_template" in {c["name"] for c in inspector.get_columns("products")}
-    assert "holds_serial" in {c["name"] for c in inspector.get_columns("quarantine")}
-    assert "ix_products_gtin" in {i["name"] for i in inspector.get_indexes("products")}
-    with store.read() as conn:
-        assert conn.execute(sa.select(T.products.c.label_template)).scalar() == "default"
-        assert conn.execute(sa.select(T.schema_info.c.value)).scalar() == "2"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the central registry; `central.migrate` runs them (`init`)."""
