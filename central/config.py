@@ -36,6 +36,21 @@ class CentralConfig:
     enroll_code_ttl_hours: int = 72
     max_body_bytes: int = 4 * 1024 * 1024
     verify_flush_seconds: float = 2.0
+    # What one agent may hold unused per scope: its pool target plus one block (ERR_LEASE_CAP).
+    # The edge agent's own defaults are the same numbers.
+    lease_pool_target: int = 10_000
+    lease_block: int = 2_500
+    # An event claiming a time this far in the future, or this long before its lease was
+    # granted, is flagged; an `issued` event so is held for review (ERR_CLOCK_SKEW).
+    clock_tolerance_seconds: int = 300
+    # Consistency checker thresholds.
+    orphan_grace_hours_hat: float = 72.0  # a HAT serial not linked to its piece by then
+    orphan_grace_hours_oem: float = 24.0  # an OEM serial never printed by then
+    agent_silent_hours: float = 6.0  # an agent with unsynced work silent this long
+    facts_grace_minutes: float = 60.0  # used numbers (high-water) with no facts this long
+    # Central jobs (`lineledger-central jobs`): minutes between runs.
+    lease_expiry_minutes: float = 15.0
+    consistency_check_minutes: float = 60.0
 
     @property
     def database_url(self) -> str:
@@ -61,6 +76,9 @@ ENV = {
     "LINELEDGER_TRUSTED_PROXIES": "trusted_proxies",
     "LINELEDGER_METRICS_TOKEN": "metrics_token",
     "LINELEDGER_LEASE_MAX_SIZE": "lease_max_size",
+    "LINELEDGER_LEASE_POOL_TARGET": "lease_pool_target",
+    "LINELEDGER_LEASE_BLOCK": "lease_block",
+    "LINELEDGER_CLOCK_TOLERANCE_SECONDS": "clock_tolerance_seconds",
 }
 
 

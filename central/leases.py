@@ -8,6 +8,7 @@ A number is handed out at most once, ever: the per-scope counter only moves forw
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from central.db import Store
 from central.errors import (
     ERR_INVALID,
     ERR_KEY_UNAVAILABLE,
+    ERR_LEASE_CAP,
     ERR_LEASE_RETURNED,
     ERR_LEASE_UNKNOWN,
     ERR_SCOPE_CATEGORY,
@@ -28,6 +30,7 @@ from central.errors import (
     ERR_SCOPE_EXHAUSTED,
     ERR_SCOPE_FOREIGN,
     ERR_SCOPE_TYPE,
+    ERR_WORK_ORDER_COMPLETE,
     CentralError,
     Conflict,
     NotFound,
@@ -128,7 +131,7 @@ def grant_lease(
         if version is None:
             raise Unavailable(ERR_KEY_UNAVAILABLE, "no master key yet: run lineledger-central init")
         keyring.master(version)  # fail before consuming numbers if the key is missing
-        size = min(req.size, config.lease_max_size)
+        size = _grant_size(conn, store, config, agent, req)
         conn.execute(
             store.insert(counters)
             .values(
@@ -183,6 +186,148 @@ def grant_lease(
     return LeaseResponse(req.request_id, req.size, (_grant_of(row, keyring),))
 
 
+def allowed_serials(quantity: int, overage_pct: float) -> int:
+    """Return how many serials a work order may consume: quantity x (1 + overage %)."""
+    return int(quantity * (100 + overage_pct) // 100)
+
+
+def _open_work_orders(conn: Connection, agent: AgentRef, scope: Scope) -> list[Row[Any]]:
+    """Return the tenant's open work orders whose serials come from `scope`, with counts."""
+    wo, p, reg = T.work_orders, T.products, T.registry
+    issued = (
+        sa.select(sa.func.count())
+        .where(reg.c.tenant_id == wo.c.tenant_id, reg.c.work_order == wo.c.number)
+        .scalar_subquery()
+    )
+    return list(
+        conn.execute(
+            sa.select(wo.c.number, wo.c.line, wo.c.quantity, wo.c.overage_pct, issued.label("n"))
+            .join(p, p.c.id == wo.c.product_id)
+            .where(
+                wo.c.tenant_id == agent.tenant_id,
+                wo.c.status == "open",
+                wo.c.recalled_at.is_(None),
+                wo.c.production_type == scope.ptype,
+                p.c.category == scope.category,
+            )
+        )
+    )
+
+
+def _grant_size(
+    conn: Connection, store: Store, config: CentralConfig, agent: AgentRef, req: LeaseRequest
+) -> int:
+    """Return how many numbers to grant: the request, within the cap and the work's needs.
+
+    An agent holds at most its pool target plus one block of unused numbers per scope
+    (ERR_LEASE_CAP), and all lines together hold no more unused numbers of a scope than the
+    open work orders of that scope can still consume, so ten lines cannot exhaust a day's
+    scope for work that does not exist.
+    """
+    leases = conn.execute(
+        sa.select(T.leases).where(
+            T.leases.c.scope_key == req.scope.key, T.leases.c.status == "active"
+        )
+    ).all()
+    marks = high_waters(conn, leases)
+    unused_mine = sum(r.last_seq - marks[r.id] for r in leases if r.agent_id == agent.id)
+    unused_all = sum(r.last_seq - marks[r.id] for r in leases)
+    cap = config.lease_pool_target + config.lease_block
+    if unused_mine >= cap:
+        raise Conflict(
+            ERR_LEASE_CAP,
+            f"this agent holds {unused_mine} unused numbers of {req.scope.key} already; at most "
+            f"{cap} (pool target plus one block) per scope",
+        )
+    orders = _open_work_orders(conn, agent, req.scope)
+    remaining = {r.number: max(0, allowed_serials(r.quantity, r.overage_pct) - r.n) for r in orders}
+    line_need = sum(remaining[r.number] for r in orders if r.line in (None, agent.line))
+    scope_need = sum(remaining.values())
+    size = min(
+        req.size,
+        config.lease_max_size,
+        cap - unused_mine,
+        line_need - unused_mine,
+        scope_need - unused_all,
+    )
+    if size <= 0:
+        raise Conflict(
+            ERR_WORK_ORDER_COMPLETE,
+            f"the open work orders of line {agent.line} need no more numbers of "
+            f"{req.scope.key} than the lines hold already ({unused_all} unused); raise a work "
+            "order's quantity or open a new one",
+        )
+    return size
+
+
+def high_waters(conn: Connection, leases: Sequence[Row[Any]]) -> dict[str, int]:
+    """Return the highest number central knows was used, per lease (first - 1: none).
+
+    That is the mark a closed lease was closed at, or for an active lease the highest of the
+    numbers reported in the registry and the agent's own reported high-water mark.
+    """
+    marks: dict[str, int] = {}
+    open_ids = []
+    for row in leases:
+        if row.status != "active" and row.high_water is not None:
+            marks[row.id] = row.high_water
+        else:
+            marks[row.id] = max(row.first_seq - 1, row.reported_hw or 0)
+            open_ids.append(row.id)
+    reg = T.registry.c
+    for i in range(0, len(open_ids), 500):
+        chunk = open_ids[i : i + 500]
+        for lease_id, top in conn.execute(
+            sa.select(reg.lease_id, sa.func.max(reg.seq))
+            .where(reg.lease_id.in_(chunk))
+            .group_by(reg.lease_id)
+        ):
+            marks[lease_id] = max(marks[lease_id], top)
+    return marks
+
+
+def close_lease(conn: Connection, lease: Row[Any], status: str, now: dt.datetime) -> int:
+    """Close an active lease at the highest number central knows was used; return the mark.
+
+    The unused tail becomes a recorded gap with `status` as its reason (expired, revoked),
+    never granted again; later events above the mark are held for review.
+    """
+    mark = high_waters(conn, [lease])[lease.id]
+    conn.execute(
+        T.leases.update()
+        .where(T.leases.c.id == lease.id, T.leases.c.status == "active")
+        .values(status=status, high_water=mark, closed_at=now)
+    )
+    if mark < lease.last_seq:
+        conn.execute(
+            T.gaps.insert().values(
+                tenant_id=lease.tenant_id,
+                scope_key=lease.scope_key,
+                first_seq=mark + 1,
+                last_seq=lease.last_seq,
+                reason=status,
+                lease_id=lease.id,
+                recorded_at=now,
+            )
+        )
+    return mark
+
+
+def record_marks(conn: Connection, agent_id: str, marks: dict[str, int], now: dt.datetime) -> None:
+    """Remember the high-water marks an agent reported for its leases (they only grow)."""
+    for lease_id, mark in sorted(marks.items()):
+        conn.execute(
+            T.leases.update()
+            .where(
+                T.leases.c.id == lease_id,
+                T.leases.c.agent_id == agent_id,
+                sa.or_(T.leases.c.reported_hw.is_(None), T.leases.c.reported_hw < mark),
+                T.leases.c.last_seq >= mark,
+            )
+            .values(reported_hw=mark, reported_at=now)
+        )
+
+
 def return_lease(
     store: Store, agent: AgentRef, lease_id: str, high_water: int, now: dt.datetime
 ) -> dict[str, Any]:
@@ -205,21 +350,21 @@ def return_lease(
                     f"lease was returned at {lease.high_water} already",
                 )
             return _return_body(lease.id, high_water, lease.last_seq)
-        reg = T.registry.c
-        used = conn.execute(  # (scope_key, seq) is indexed; lease_id is not
-            sa.select(sa.func.max(reg.seq)).where(
-                reg.scope_key == lease.scope_key, reg.seq.between(lease.first_seq, lease.last_seq)
-            )
-        ).scalar()
-        if used is not None and used > high_water:
+        used = high_waters(conn, [lease])[lease.id]
+        if used > high_water:
             raise Conflict(
                 ERR_LEASE_RETURNED,
-                f"serial number {used} of this lease was reported; high_water cannot be lower",
+                f"number {used} of this lease was used (reported); high_water cannot be lower",
+            )
+        if lease.status != "active":
+            raise Conflict(
+                ERR_LEASE_RETURNED,
+                f"this lease was closed by central ({lease.status}) at {lease.high_water}",
             )
         conn.execute(
             T.leases.update()
             .where(T.leases.c.id == lease.id)
-            .values(status="returned", high_water=high_water, returned_at=now)
+            .values(status="returned", high_water=high_water, returned_at=now, closed_at=now)
         )
         if high_water < lease.last_seq:
             conn.execute(

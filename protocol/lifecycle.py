@@ -1,8 +1,10 @@
 """The serial lifecycle: which event may follow which state, and the link context rules.
 
 `issued` → `printed` → (`reprinted`)* → `linked` → `packed` → `shipped`, with the side exits
-`voided`, `decommissioned` and `destroyed`. `recalled` is set centrally only. `scanned` is a
-fact that changes no state.
+`voided`, `decommissioned` and `destroyed`. `recalled` and `retired` (a quarantined serial a
+reviewer took out of use) are set centrally only. `scanned` is a fact that changes no state.
+A handcraft piece may be linked to its token before its label is printed: printing a linked
+serial keeps it `linked`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ SCANNED = "scanned"
 DECOMMISSIONED = "decommissioned"
 DESTROYED = "destroyed"
 RECALLED = "recalled"
+RETIRED = "retired"
 
 EVENT_TYPES = (
     ISSUED,
@@ -35,15 +38,26 @@ EVENT_TYPES = (
     DECOMMISSIONED,
     DESTROYED,
 )
-STATES = (ISSUED, PRINTED, LINKED, PACKED, SHIPPED, VOIDED, DECOMMISSIONED, DESTROYED, RECALLED)
-FINAL_STATES = frozenset({VOIDED, DECOMMISSIONED, DESTROYED})
+STATES = (
+    ISSUED,
+    PRINTED,
+    LINKED,
+    PACKED,
+    SHIPPED,
+    VOIDED,
+    DECOMMISSIONED,
+    DESTROYED,
+    RECALLED,
+    RETIRED,
+)
+FINAL_STATES = frozenset({VOIDED, DECOMMISSIONED, DESTROYED, RETIRED})
 
 # event type -> states it may follow (None: the serial is not known yet) and the state it leads to
 # (None: the state does not change).
 _IN_USE = frozenset({ISSUED, PRINTED, LINKED, PACKED, SHIPPED})
 _RULES: dict[str, tuple[frozenset[str | None], str | None]] = {
     ISSUED: (frozenset({None}), ISSUED),
-    PRINTED: (frozenset({ISSUED}), PRINTED),
+    PRINTED: (frozenset({ISSUED, LINKED}), PRINTED),
     REPRINTED: (frozenset({PRINTED, LINKED, PACKED}), None),
     VOIDED: (frozenset({ISSUED, PRINTED}), VOIDED),
     LINKED: (frozenset({ISSUED, PRINTED}), LINKED),
@@ -70,6 +84,8 @@ def next_state(current: str | None, event_type: str) -> str:
     if current not in allowed:
         where = "an unknown serial" if current is None else f"a {current} serial"
         raise ProtocolError(ERR_ILLEGAL_TRANSITION, f"cannot record {event_type} for {where}")
+    if event_type == PRINTED and current == LINKED:
+        return LINKED  # a piece linked before its label was printed stays linked
     assert current is not None or target is not None
     return target if target is not None else current  # type: ignore[return-value]
 

@@ -225,10 +225,14 @@ class WorkOrderInfo:
     status: str
     gtin: str | None = None
     label_template: str = "default"
+    # quantity x (1 + overage %): the most serials the work order may consume on all lines
+    # (None: no limit, as from a central of release 0.2)
+    allowed: int | None = None
+    consumed_elsewhere: int = 0  # serials of it central has from the tenant's other lines
 
     def to_dict(self) -> dict[str, Any]:
         """Return the wire form."""
-        return {
+        out = {
             "number": self.number,
             "sku": self.sku,
             "product_name": self.product_name,
@@ -239,6 +243,10 @@ class WorkOrderInfo:
             "gtin": self.gtin,
             "label_template": self.label_template,
         }
+        if self.allowed is not None:
+            out["allowed"] = self.allowed
+            out["consumed_elsewhere"] = self.consumed_elsewhere
+        return out
 
     @classmethod
     def from_dict(cls, value: object) -> WorkOrderInfo:
@@ -258,6 +266,11 @@ class WorkOrderInfo:
             gtin=schema.string(o, "gtin", max_len=14, optional=True),
             label_template=schema.string(o, "label_template", max_len=64, optional=True)
             or "default",
+            allowed=schema.integer(o, "allowed", lo=0, hi=100_000_000, optional=True),
+            consumed_elsewhere=schema.integer(
+                o, "consumed_elsewhere", lo=0, hi=100_000_000, optional=True
+            )
+            or 0,
         )
 
 

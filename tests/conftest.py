@@ -140,8 +140,8 @@ def tenant(app: Any) -> Tenant:
     now = dt.datetime.now(dt.UTC)
     admin.add_tenant(rt.store, "MA01", "Maison Atelier", "Europe/Paris", now)
     admin.add_product(rt.store, "MA01", "TOTE-01", "BAG", "Tote bag", "04006381333931", now)
-    admin.add_work_order(rt.store, "MA01", "WO-HAT-1", "TOTE-01", "HAT", 1000, now)
-    admin.add_work_order(rt.store, "MA01", "WO-OEM-1", "TOTE-01", "OEM", 1000, now)
+    admin.add_work_order(rt.store, "MA01", "WO-HAT-1", "TOTE-01", "HAT", 200_000, now)
+    admin.add_work_order(rt.store, "MA01", "WO-OEM-1", "TOTE-01", "OEM", 200_000, now)
     return Tenant("MA01", "Europe/Paris", app)
 
 

@@ -124,5 +124,5 @@ def test_concurrent_writers_do_not_lose_updates(app, tenant):
             conn.execute(
                 sa.select(T.work_orders.c.quantity).where(T.work_orders.c.number == "WO-HAT-1")
             ).scalar()
-            == 1000 + 80
+            == 200_000 + 80
         )
