@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, g, request
+from flask import Blueprint, Response, g, request
 
 from central import tables as T
 from central.admin import enroll_agent, flags, label_templates
@@ -23,6 +23,7 @@ from central.errors import (
 )
 from central.ingest import ingest_batch
 from central.leases import AgentRef, grant_lease, return_lease
+from central.reconcile import reconcile
 from central.runtime import runtime
 from central.timeutil import as_utc, utcnow
 from protocol import schema
@@ -34,6 +35,7 @@ from protocol.messages import (
     LeaseReturn,
     WorkOrderInfo,
 )
+from protocol.reconcile import ReconcileRequest
 from protocol.timefmt import format_ts
 
 bp = Blueprint("edge", __name__, url_prefix="/api/edge/v1")
@@ -51,6 +53,13 @@ def _body() -> Any:
 def _agent() -> AgentRef:
     agent: AgentRef = g.agent
     return agent
+
+
+@bp.after_request
+def stamp_time(response: Response) -> Response:
+    """Tell the agent central's clock on every answer, so it can measure its own offset."""
+    response.headers["X-LineLedger-Time"] = format_ts(utcnow())
+    return response
 
 
 @bp.before_request
@@ -71,7 +80,13 @@ def authenticate() -> None:
     if row is None:
         raise Unauthorized(ERR_UNAUTHORIZED, "unknown agent token; enroll the agent again")
     if row.status != "active":
-        raise CentralError(ERR_AGENT_REVOKED, "this agent was revoked by an admin", 403)
+        raise CentralError(
+            ERR_AGENT_REVOKED,
+            "this line PC was revoked by central"
+            + (f" ({row.revoked_reason})" if row.revoked_reason else "")
+            + "; its unsynced events are kept; ask an admin to reinstate it",
+            403,
+        )
     g.agent = AgentRef(row.id, row.tenant_id, row.org_code, row.line, row.timezone)
     now = utcnow()
     last = as_utc(row.last_seen_at)
@@ -123,10 +138,19 @@ def events() -> dict[str, Any]:
     items = decode_batch(_body())
     rt = runtime()
     started = time.perf_counter()
-    report = ingest_batch(rt.store, rt.keyring, _agent(), items, utcnow())
+    tolerance = dt.timedelta(seconds=rt.config.clock_tolerance_seconds)
+    report = ingest_batch(rt.store, rt.keyring, _agent(), items, utcnow(), tolerance)
     rt.metrics.ingest_seconds.observe(time.perf_counter() - started)
     rt.metrics.record_ingest(report.counts, [r.code for r in report.results])
     return {"ok": True, "results": [r.to_dict() for r in report.results]}
+
+
+@bp.post("/reconcile")
+def reconcile_leases() -> dict[str, Any]:
+    """Compare the agent's account of its leases with the registry's (see central.reconcile)."""
+    req = ReconcileRequest.from_dict(_body())
+    rt = runtime()
+    return reconcile(rt.store, rt.keyring, _agent(), req, utcnow()).to_dict()
 
 
 @bp.get("/config")

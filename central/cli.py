@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from zeroconf import InterfaceChoice, ServiceInfo, Zeroconf
 
-from central import admin, create_app, init_registry
+from central import admin, agents, audit, create_app, init_registry
 from central import tables as T
 from central.config import CentralConfig, load_config
 from central.db import Store, normalise_url
@@ -470,9 +470,69 @@ def agent_list(ctx: _Ctx) -> None:
             .order_by(T.agents.c.enrolled_at)
         )
         for row in rows:
-            click.echo(
-                f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen {row.last_seen_at}"
+            revoked = (
+                f"\trevoked {row.revoked_at}: {row.revoked_reason}"
+                if row.revoked_at and row.status == "revoked"
+                else ""
             )
+            click.echo(
+                f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen "
+                f"{row.last_seen_at}{revoked}"
+            )
+
+
+@agent.command(
+    "revoke",
+    epilog=_example(
+        'lineledger-central agent revoke --agent 01933b2e-... --reason "line PC stolen"'
+    ),
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@click.option("--reason", required=True, help="Why the agent is revoked (recorded).")
+@pass_ctx
+@_friendly
+def agent_revoke(ctx: _Ctx, agent_id: str, reason: str) -> None:
+    """Refuse an agent's calls at once and close its leases at the highest number seen."""
+    done = agents.revoke_agent(ctx.store, agent_id, reason, audit.cli_actor(), utcnow())
+    click.echo(
+        f"agent {done['agent_id']} (line {done['line']}) revoked; "
+        f"{len(done['leases_closed'])} leases closed, {done['numbers_voided']} unused numbers "
+        "voided; later events above the closing marks go to quarantine for review"
+    )
+
+
+@agent.command(
+    "reinstate",
+    epilog=_example(
+        'lineledger-central agent reinstate --agent 01933b2e-... --reason "PC found, not stolen"'
+    ),
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@click.option("--reason", required=True, help="Why the agent may call again (recorded).")
+@pass_ctx
+@_friendly
+def agent_reinstate(ctx: _Ctx, agent_id: str, reason: str) -> None:
+    """Let a revoked agent call again; its closed leases stay closed."""
+    agents.reinstate_agent(ctx.store, agent_id, reason, audit.cli_actor(), utcnow())
+    click.echo(
+        f"agent {agent_id} reinstated; events it sends above its closed leases' marks go to "
+        "quarantine (lineledger-central quarantine list) for a supervisor to release"
+    )
+
+
+@agent.command(
+    "rotate-token", epilog=_example("lineledger-central agent rotate-token --agent 0193...")
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@pass_ctx
+@_friendly
+def agent_rotate_token(ctx: _Ctx, agent_id: str) -> None:
+    """Give an agent a new token (printed last); the old one is refused at once."""
+    token = agents.rotate_token(ctx.store, agent_id, audit.cli_actor(), utcnow())
+    click.echo(
+        f"new token for agent {agent_id}; on the line PC run `lineledger-edge set-token` and "
+        f"paste it (it is not shown again): {token}"
+    )
 
 
 @main.group("admin-token")
