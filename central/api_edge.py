@@ -22,7 +22,7 @@ from central.errors import (
     Unauthorized,
 )
 from central.ingest import ingest_batch
-from central.leases import AgentRef, grant_lease, return_lease
+from central.leases import AgentRef, allowed_serials, grant_lease, return_lease
 from central.reconcile import reconcile
 from central.runtime import runtime
 from central.timeutil import as_utc, utcnow
@@ -174,10 +174,26 @@ def config() -> dict[str, Any]:
             .where(
                 wo.c.tenant_id == agent.tenant_id,
                 wo.c.status == "open",
+                wo.c.recalled_at.is_(None),
                 sa.or_(wo.c.line.is_(None), wo.c.line == agent.line),
             )
             .order_by(wo.c.id)
         ).all()
+        numbers = [r.number for r in rows]
+        elsewhere: dict[str, int] = {}
+        for i in range(0, len(numbers), 500):
+            reg = T.registry.c
+            elsewhere.update(
+                conn.execute(
+                    sa.select(reg.work_order, sa.func.count())
+                    .where(
+                        reg.tenant_id == agent.tenant_id,
+                        reg.work_order.in_(numbers[i : i + 500]),
+                        reg.agent_id != agent.id,
+                    )
+                    .group_by(reg.work_order)
+                ).all()
+            )
         tenant_flags = flags(conn, agent.tenant_id)
         templates = label_templates(conn, agent.tenant_id)
     cfg = AgentConfig(
@@ -198,6 +214,8 @@ def config() -> dict[str, Any]:
                 r.status,
                 r.gtin,
                 r.label_template,
+                allowed=allowed_serials(r.quantity, r.overage_pct),
+                consumed_elsewhere=elsewhere.get(r.number, 0),
             )
             for r in rows
         ),

@@ -33,7 +33,7 @@ from central.errors import (
     ERR_SERIAL_RETIRED,
 )
 from central.keyring import Keyring
-from central.leases import AgentRef
+from central.leases import AgentRef, raise_mark
 from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.errors import ERR_SERIAL_MAC, ProtocolError
@@ -51,6 +51,8 @@ from protocol.serials import StandardSerial, parse
 from protocol.timefmt import parse_ts
 
 ERR_AWAITING_ISSUE = "ERR_AWAITING_ISSUE"
+RELEASED = "released"  # event outcome: applied after a supervisor's review
+SUPERSEDED = "superseded"  # event outcome: reviewed, could not apply
 ERR_SERIAL_QUARANTINED = "ERR_SERIAL_QUARANTINED"
 _CHUNK = 500
 # Why events above the mark of a closed lease are held, by how the lease was closed.
@@ -180,6 +182,7 @@ class _Judge:
         self.tolerance = tolerance
         self.waive = waive
         self.replay = replay  # the events are stored already: update them, do not insert
+        self.central_made = False  # the event was made by central (a reviewer's decision)
         self.writes = _Writes()
 
     def _event_row(
@@ -212,6 +215,7 @@ class _Judge:
                 "outcome": outcome,
                 "code": code,
                 "clock_flags": flags,
+                "origin": "central" if self.central_made else "agent",
             }
         )
 
@@ -228,8 +232,12 @@ class _Judge:
         """Store the event for review; `hold` also holds the serial itself.
 
         Only evidence from the serial's own tenant may hold a serial: otherwise any agent of
-        any tenant could turn a genuine product's verdict into `under_review`.
+        any tenant could turn a genuine product's verdict into `under_review`. A replayed event
+        that still cannot apply is marked `superseded` instead: its review is over.
         """
+        if self.replay:
+            self._event_row(e, serial, SUPERSEDED, reason, lease_id)
+            return EventResult(e.event_id, QUARANTINED, reason, message)
         self._event_row(e, serial, QUARANTINED, reason, lease_id)
         self.writes.quarantine.append(
             {
@@ -339,7 +347,7 @@ class _Judge:
         flags: str | None,
     ) -> None:
         text = serial.text
-        outcome = "released" if self.replay else ACCEPTED
+        outcome = RELEASED if self.replay else ACCEPTED
         self._event_row(e, text, outcome, None, lease.id, flags)
         self.view.states[text] = new_state
         prints = 1 if e.type == L.PRINTED else 0
@@ -426,7 +434,9 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
             .values(
                 outcome=sa.bindparam("b_outcome"),
                 code=sa.bindparam("b_code"),
-                lease_id=sa.bindparam("b_lease"),
+                lease_id=sa.func.coalesce(
+                    sa.bindparam("b_lease", type_=sa.String), T.events.c.lease_id
+                ),
             ),
             writes.event_updates,
         )
@@ -457,21 +467,7 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
     if writes.quarantine:
         conn.execute(T.quarantine.insert(), writes.quarantine)
     for lease_id, seq in sorted(writes.raised_marks.items()):
-        # A released number above a closed lease's mark is used after all: the mark rises and
-        # the recorded gap starts above it.
-        lease = T.leases.c
-        conn.execute(
-            T.leases.update()
-            .where(lease.id == lease_id, lease.high_water < seq)
-            .values(high_water=seq)
-        )
-        gap = T.gaps.c
-        conn.execute(
-            T.gaps.update()
-            .where(gap.lease_id == lease_id, gap.first_seq <= seq)
-            .values(first_seq=seq + 1)
-        )
-        conn.execute(T.gaps.delete().where(gap.lease_id == lease_id, gap.first_seq > gap.last_seq))
+        raise_mark(conn, lease_id, seq)
 
 
 def ingest_batch(
@@ -510,3 +506,62 @@ def ingest_batch(
     for item, result in zip(items, results, strict=True):
         counts[(item.event.type if item.event else "unknown", result.status)] += 1
     return IngestReport(results, counts)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An event to apply again after review: stored already, or made by central now."""
+
+    agent: AgentRef
+    event: Event
+    stored: bool = True  # False: made by central now (kept out of the agent's digests)
+
+
+def replay_events(
+    conn: Connection,
+    keyring: Keyring,
+    replays: list[Replay],
+    now: dt.datetime,
+    tolerance: dt.timedelta = dt.timedelta(minutes=5),
+) -> list[EventResult]:
+    """Apply released events in order with every review waiver, inside the caller's transaction.
+
+    An event that still cannot apply (another rule than the waived ones, or an earlier fact
+    missing) is marked `superseded` with its code; nothing goes back to quarantine.
+    """
+    if not replays:
+        return []
+    events = [r.event for r in replays]
+    parsed: dict[str, StandardSerial | ProtocolError] = {}
+    ok: dict[str, StandardSerial] = {}
+    for e in events:
+        try:
+            parsed[e.serial] = ok[e.serial] = parse(e.serial)
+        except ProtocolError as exc:
+            parsed[e.serial] = exc
+    view = _read_view(conn, replays[0].agent, events, ok)
+    view.seen.difference_update(e.event_id for e in events)
+    writes = _Writes()
+    judges: dict[str, _Judge] = {}
+    waive = frozenset({WAIVE_HOLD, WAIVE_CLOSED, WAIVE_CLOCK})
+    results = []
+    for r in replays:
+        judge = judges.get(r.agent.id)
+        if judge is None:
+            judge = judges[r.agent.id] = _Judge(r.agent, keyring, view, now, tolerance, waive)
+            judge.writes = writes
+        judge.replay = r.stored
+        judge.central_made = not r.stored
+        result = judge.judge(r.event, parsed[r.event.serial])
+        if result.status in (RETRY, REJECTED) and r.stored:
+            writes.event_updates.append(
+                {
+                    "b_id": r.event.event_id,
+                    "b_outcome": SUPERSEDED,
+                    "b_code": result.code,
+                    "b_lease": None,
+                }
+            )
+        results.append(result)
+    _write(conn, writes, now)
+    return results

@@ -314,6 +314,24 @@ def close_lease(conn: Connection, lease: Row[Any], status: str, now: dt.datetime
     return mark
 
 
+def raise_mark(conn: Connection, lease_id: str, seq: int) -> None:
+    """Count number `seq` of a closed lease as used after all (a reviewer released it).
+
+    The lease's mark rises to it and its recorded gap starts above it, so every number is
+    still accounted for exactly once.
+    """
+    lease, gap = T.leases.c, T.gaps.c
+    conn.execute(
+        T.leases.update().where(lease.id == lease_id, lease.high_water < seq).values(high_water=seq)
+    )
+    conn.execute(
+        T.gaps.update()
+        .where(gap.lease_id == lease_id, gap.first_seq <= seq)
+        .values(first_seq=seq + 1)
+    )
+    conn.execute(T.gaps.delete().where(gap.lease_id == lease_id, gap.first_seq > gap.last_seq))
+
+
 def record_marks(conn: Connection, agent_id: str, marks: dict[str, int], now: dt.datetime) -> None:
     """Remember the high-water marks an agent reported for its leases (they only grow)."""
     for lease_id, mark in sorted(marks.items()):

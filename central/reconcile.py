@@ -45,7 +45,9 @@ def _lease_events(conn: Connection, lease_id: str, agent_id: str) -> list[Row[An
     return list(
         conn.execute(
             sa.select(T.events.c.event_id, T.events.c.type).where(
-                T.events.c.lease_id == lease_id, T.events.c.agent_id == agent_id
+                T.events.c.lease_id == lease_id,
+                T.events.c.agent_id == agent_id,
+                T.events.c.origin == "agent",
             )
         )
     )
