@@ -3,6 +3,7 @@ service, optionally under libfaketime), and a small tmpfs for an agent's home.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from central import admin, init_registry
+from central.config import load_config
+from central.db import Store
 from tests.faults.invariants import Evidence
 from tests.procs import CentralProcess, cli, env_with, json_lines, wait_for, write_edge_toml
 
@@ -29,7 +33,39 @@ TRACEBACK = "Traceback (most recent call last)"
 
 
 class Central(CentralProcess):
-    """A central process that the fault tests kill with SIGKILL and start again."""
+    """A central process that the fault tests kill with SIGKILL and start again.
+
+    The registry is seeded in this process (the same tenant, product and work orders as
+    `CentralProcess.seed`): five CLI start-ups per test would cost more than the scenario.
+    """
+
+    def __init__(self, home: Path, db_url: str, **env: str) -> None:
+        super().__init__(home, db_url, **env)
+        self.db_url = db_url
+
+    def _store(self) -> Store:
+        return Store(load_config({"home": str(self.home), "db_url": self.db_url}).database_url)
+
+    def seed(self, org: str = "MA01", timezone: str = "Europe/Paris") -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = load_config({"home": str(self.home), "db_url": self.db_url})
+        now = dt.datetime.now(dt.UTC)
+        init_registry(config, now)
+        store = self._store()
+        try:
+            admin.add_tenant(store, org, "Maison Atelier", timezone, now)
+            admin.add_product(store, org, "TOTE-01", "BAG", "Tote bag", None, now)
+            for number, ptype in (("WO-HAT-1", "HAT"), ("WO-OEM-1", "OEM")):
+                admin.add_work_order(store, org, number, "TOTE-01", ptype, 100_000, now)
+        finally:
+            store.dispose()
+
+    def enroll_code(self, line: str, org: str = "MA01") -> str:
+        store = self._store()
+        try:
+            return admin.create_enroll_code(store, org, line, 1, dt.datetime.now(dt.UTC)).code
+        finally:
+            store.dispose()
 
     def kill(self) -> None:
         """SIGKILL the server (if it runs) and reap it."""

@@ -1,0 +1,78 @@
+"""Central SIGKILLed while it ingests: the agents' services push large outboxes, central dies
+with a batch in its hands three times and comes back; every fact ends up exactly once."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from central import tables as T
+from central.db import Store
+from tests.faults.invariants import check, serials_in_spool
+from tests.procs import wait_for
+
+pytestmark = pytest.mark.slow
+
+KILLS = 3
+
+
+def _central_counts(db_url: str) -> tuple[int, int, int]:
+    store = Store(db_url)
+    try:
+        with store.read() as conn:
+            return (
+                conn.execute(sa.select(sa.func.count()).select_from(T.events)).scalar_one(),
+                conn.execute(sa.select(sa.func.count()).select_from(T.registry)).scalar_one(),
+                conn.execute(sa.select(sa.func.count()).select_from(T.quarantine)).scalar_one(),
+            )
+    finally:
+        store.dispose()
+
+
+def test_central_sigkilled_mid_ingest_loses_and_doubles_nothing(
+    central, proxy, make_agent, evidence, db_url, tmp_path
+):
+    rng = random.Random(20261201)
+    spool = tmp_path / "labels"
+    agents = [make_agent(sync_batch=50), make_agent(sync_batch=50)]
+    # Large outboxes, written while the services are not running: 1200 issued events each,
+    # and 600 printed events for the first agent's labels.
+    agents[0].issue(600, "WO-HAT-1", "--print", "--printer", f"file://{spool}")
+    agents[0].issue(600, "WO-OEM-1")
+    agents[1].issue(1200, "WO-OEM-1")
+    evidence.printed = serials_in_spool(spool)
+    total = sum(int(a.query("SELECT COUNT(*) FROM outbox")[0][0]) for a in agents)
+    assert total == 3000 and len(evidence.printed) == 600
+
+    with agents[0].service() as s0, agents[1].service() as s1:
+        for kill in range(KILLS):
+            delay = rng.choice([0.0, 0.02, 0.1])  # land before, in or after the transaction
+
+            def sigkill(delay: float = delay) -> None:
+                time.sleep(delay)
+                assert central.proc is not None
+                central.proc.kill()
+
+            rule = proxy.fault("pass", path="/events$", times=1, on_forward=sigkill)
+            wait_for(lambda rule=rule: rule.applied == 1, timeout=240)
+            central.kill()  # reap it: it died with a batch of events in its hands
+            assert proxy.forwarded("/events$")[None] >= kill + 1  # that batch got no answer
+            before = proxy.forwarded("/events$")[200]
+            central.start()
+            # The services find central back by themselves and go on where they were.
+            wait_for(lambda before=before: proxy.forwarded("/events$")[200] > before, timeout=240)
+        wait_for(lambda: agents[0].pending() + agents[1].pending() == 0, timeout=300)
+        for service in (s0, s1):
+            status = service.status()
+            assert status["outbox"]["pending"] == 0 and status["outbox"]["dead"] == 0
+
+    events, registered, quarantined = _central_counts(db_url)
+    assert (events, registered, quarantined) == (total, 2400, 0)
+    for agent in agents:
+        rows = agent.query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        assert {r["status"]: r["n"] for r in rows} == {"done": 1800 if agent is agents[0] else 1200}
+    counts = check(db_url, evidence)
+    assert counts["registered"] == 2400 and counts["printed"] == 600

@@ -1,0 +1,135 @@
+"""Central's answers lost, late or delivered twice: requests that took effect are repeated,
+and repeating them changes nothing. A lost lease answer wastes and doubles no number."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from central import tables as T
+from central.db import Store
+from printers.simulator import PrinterSimulator
+from tests.faults.harness import EdgeAgent
+from tests.faults.invariants import check, serials_in_labels
+from tests.faults.proxy import FaultProxy
+
+pytestmark = pytest.mark.slow
+
+
+def _central(db_url: str) -> dict[str, Any]:
+    store = Store(db_url)
+    try:
+        with store.read() as conn:
+            return {
+                "events": conn.execute(
+                    sa.select(sa.func.count()).select_from(T.events)
+                ).scalar_one(),
+                "quarantined": conn.execute(
+                    sa.select(sa.func.count()).select_from(T.quarantine)
+                ).scalar_one(),
+                "leases": [
+                    (r.id, r.agent_id, r.scope_key, r.first_seq, r.last_seq, r.request_id)
+                    for r in conn.execute(sa.select(T.leases).order_by(T.leases.c.first_seq))
+                ],
+                "counters": dict(
+                    conn.execute(
+                        sa.select(T.scope_counters.c.scope_key, T.scope_counters.c.next_seq)
+                    ).all()
+                ),
+            }
+    finally:
+        store.dispose()
+
+
+def _outbox_total(agent: EdgeAgent) -> int:
+    return int(agent.query("SELECT COUNT(*) FROM outbox")[0][0])
+
+
+def _hat_scope(agent: EdgeAgent) -> str:
+    rows = agent.query("SELECT scope_key FROM leases WHERE scope_key LIKE '%-HAT-%' LIMIT 1")
+    return str(rows[0]["scope_key"])
+
+
+def _check_leases_agree(agent: EdgeAgent, db_url: str, scope: str) -> list[tuple[int, int]]:
+    """The agent holds exactly the leases central granted it, and no number was skipped."""
+    c = _central(db_url)
+    mine = sorted(
+        (r["lease_id"], r["first_seq"], r["last_seq"])
+        for r in agent.query("SELECT * FROM leases WHERE scope_key = ?", (scope,))
+    )
+    granted = sorted((i, first, last) for i, _, s, first, last, _ in c["leases"] if s == scope)
+    assert mine == granted, f"agent {mine} != central {granted}"
+    ranges = sorted((first, last) for _, first, last in granted)
+    assert ranges[0][0] == 1
+    assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:], strict=False)), ranges
+    assert c["counters"][scope] == ranges[-1][1] + 1  # nothing granted beyond them
+    return ranges
+
+
+@pytest.mark.parametrize("fault", ["drop", "delay"])
+def test_lost_or_late_events_answers_are_resent_and_counted_once(
+    proxy: FaultProxy, make_agent, evidence, db_url, fault
+):
+    agent = make_agent(http_timeout=2.0)
+    agent.issue(300)
+    # The first batch is ingested twice without the agent hearing back.
+    rule = proxy.fault(fault, path="/events$", times=2, delay=600)
+    for _ in range(2):
+        failed = agent.sync(check=False)
+        assert failed["ok"] is False and failed["error"]["code"] == "ERR_CENTRAL_UNREACHABLE"
+    assert rule.applied == 2 and proxy.forwarded("/events$") == {200: 2}
+    summary = agent.sync_until_done()
+    assert summary["results"].get("duplicate", 0) >= 100  # the batch central had already
+    c = _central(db_url)
+    assert c["events"] == _outbox_total(agent) == 300 and c["quarantined"] == 0
+    check(db_url, evidence)
+
+
+@pytest.mark.parametrize("fault", ["drop", "delay"])
+def test_a_lost_lease_answer_gets_the_same_lease_again(
+    proxy: FaultProxy, make_agent, evidence, db_url, fault
+):
+    agent = make_agent(http_timeout=2.0)
+    scope = _hat_scope(agent)
+    on_hand = _check_leases_agree(agent, db_url, scope)
+    assert on_hand == [(1, 400)]
+    # Issuing 600 needs a top-up; central grants it, the answer is lost or late; the agent
+    # issues what it has, then asks again with the same request id and gets the same lease.
+    rule = proxy.fault(fault, path="/leases$", times=1, delay=600)
+    seen = len(proxy.log)
+    serials, out = agent.issue(600)
+    assert rule.applied == 1 and "central is unreachable" in out.stderr
+    assert len(serials) == len(set(serials)) == 600
+    lease_calls = [e for e in proxy.log[seen:] if e.path.endswith("/leases")]
+    assert [e.statuses for e in lease_calls] == [[200], [200]]
+    assert [e.delivered for e in lease_calls] == [False, True]
+    ranges = _check_leases_agree(agent, db_url, scope)
+    assert ranges == [(1, 400), (401, 600)]  # one grant for the one request: nothing wasted
+    assert sorted(int(s.split("-")[4]) for s in serials) == list(range(1, 601))
+    agent.sync_until_done()
+    check(db_url, evidence)
+
+
+def test_duplicated_deliveries_change_nothing(
+    proxy: FaultProxy, make_agent, evidence, db_url, tmp_path
+):
+    agent = make_agent()
+    scope = _hat_scope(agent)
+    # From now on central gets every request twice, both at once, and one answer comes back.
+    proxy.fault("duplicate", concurrent=True)
+    seen = len(proxy.log)
+    with PrinterSimulator(record_dir=tmp_path / "printed") as printer:
+        agent.issue(250, "WO-HAT-1", "--print", "--printer", printer.url)
+        agent.issue(450)  # needs a top-up: the lease request is delivered twice
+        evidence.printed = serials_in_labels(printer.printed)
+    agent.sync_until_done()
+    assert proxy.count("duplicate", "/leases$") >= 1 and proxy.count("duplicate", "/events$") >= 7
+    assert all(len(e.statuses) == 2 for e in proxy.log[seen:])
+    ranges = _check_leases_agree(agent, db_url, scope)
+    assert ranges[0] == (1, 400) and sum(b - a + 1 for a, b in ranges) >= 700
+    c = _central(db_url)
+    assert c["events"] == _outbox_total(agent) == 950 and c["quarantined"] == 0
+    assert len(evidence.printed) == 250
+    check(db_url, evidence)
