@@ -14,6 +14,7 @@ from printers.simulator import PrinterSimulator
 from tests.faults.harness import EdgeAgent
 from tests.faults.invariants import check, serials_in_labels
 from tests.faults.proxy import FaultProxy
+from tests.procs import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -132,4 +133,42 @@ def test_duplicated_deliveries_change_nothing(
     c = _central(db_url)
     assert c["events"] == _outbox_total(agent) == 950 and c["quarantined"] == 0
     assert len(evidence.printed) == 250
+    check(db_url, evidence)
+
+
+def _reconciled(db_url: str, agent: EdgeAgent) -> bool:
+    """Tell whether central confirmed the agent's account of every lease it issued from."""
+    used = {
+        r["lease_id"]: r["hw"]
+        for r in agent.query("SELECT lease_id, MAX(seq) AS hw FROM serials GROUP BY lease_id")
+    }
+    store = Store(db_url)
+    try:
+        with store.read() as conn:
+            rows = conn.execute(
+                sa.select(T.leases.c.id, T.leases.c.reported_hw, T.leases.c.digest_ok).where(
+                    T.leases.c.id.in_(sorted(used))
+                )
+            ).all()
+    finally:
+        store.dispose()
+    return len(rows) == len(used) and all(r.digest_ok and r.reported_hw == used[r.id] for r in rows)
+
+
+def test_lost_reconcile_answers_are_repeated_harmlessly(
+    proxy: FaultProxy, make_agent, evidence, db_url
+):
+    """Needs the edge's reconcile client (edge-6): marks at the end of `issue`, a full
+    reconcile at the service's start and after its catch-up."""
+    agent = make_agent()
+    rule = proxy.fault("drop", path="/reconcile$", times=2)
+    first, _ = agent.issue(120)  # its high-water-mark report is answered into the void
+    second, _ = agent.issue(30)
+    assert rule.applied == 2, "the agent did not report its high-water marks after `issue`"
+    assert proxy.forwarded("/reconcile$")[200] >= 2  # central did record them
+    with agent.service():
+        wait_for(lambda: agent.pending() == 0, timeout=120)
+        wait_for(lambda: _reconciled(db_url, agent), timeout=120)
+    c = _central(db_url)
+    assert c["events"] == _outbox_total(agent) == 150 and c["quarantined"] == 0
     check(db_url, evidence)
