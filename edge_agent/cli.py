@@ -12,7 +12,6 @@ import json
 import logging
 import signal
 import socket
-import sqlite3
 import sys
 import threading
 import time
@@ -48,7 +47,6 @@ from edge_agent.printing import (
 )
 from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
-from edge_agent.store import disk_error
 from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
 from printers.render import render_label
 from printers.urls import parse_printer_url
@@ -83,11 +81,6 @@ def _friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except CodedError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
-        except sqlite3.DatabaseError as exc:  # a read outside a transaction, on a bad disk
-            coded = disk_error(exc)
-            if coded is None:
-                raise
-            raise click.ClickException(f"{coded.code}: {coded.message}") from None
         except OSError as exc:
             raise click.ClickException(f"ERR_IO: {exc}") from None
 
