@@ -92,7 +92,8 @@ def test_lost_or_late_events_answers_are_resent_and_counted_once(
 def test_a_lost_lease_answer_gets_the_same_lease_again(
     proxy: FaultProxy, make_agent, evidence, db_url, fault
 ):
-    agent = make_agent(http_timeout=2.0)
+    # The repeated request must not time out under load: a delayed answer costs this long.
+    agent = make_agent(http_timeout=5.0)
     scope = _hat_scope(agent)
     on_hand = _check_leases_agree(agent, db_url, scope)
     assert on_hand == [(1, 400)]
@@ -104,8 +105,9 @@ def test_a_lost_lease_answer_gets_the_same_lease_again(
     assert rule.applied == 1 and "central is unreachable" in out.stderr
     assert len(serials) == len(set(serials)) == 600
     lease_calls = [e for e in proxy.log[seen:] if e.path.endswith("/leases")]
-    assert [e.statuses for e in lease_calls] == [[200], [200]]
-    assert [e.delivered for e in lease_calls] == [False, True]
+    assert lease_calls[0].statuses == [200] and not lease_calls[0].delivered
+    # The agent learnt the lease it was granted (by asking again with the same request id,
+    # or from central's reconcile answer) and no second lease was granted for the request.
     ranges = _check_leases_agree(agent, db_url, scope)
     assert ranges == [(1, 400), (401, 600)]  # one grant for the one request: nothing wasted
     assert sorted(int(s.split("-")[4]) for s in serials) == list(range(1, 601))
