@@ -11,7 +11,7 @@ import pytest
 
 from protocol.serials import parse
 from tests.faults.harness import EdgeAgent
-from tests.faults.invariants import check
+from tests.faults.invariants import check, serials_in_labels
 from tests.faults.proxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -88,3 +88,40 @@ def test_restored_after_it_only_reported_its_high_water_mark(
     evidence.forgotten = evidence.lost = set(later)
     counts = check(db_url, evidence)
     assert counts["registered"] == len(first) + len(again)
+
+
+def test_restored_while_central_is_down_the_printer_odometer_holds_it(
+    proxy: FaultProxy, make_agent, evidence, db_url, tmp_path: Path
+):
+    """Needs the label odometer check (odometer-6): with central out of reach the rollback
+    guard has no marks to compare with, and the printer's odometer is the only witness."""
+    from printers.simulator import PrinterSimulator
+
+    agent: EdgeAgent = make_agent()
+    with PrinterSimulator(record_dir=tmp_path / "printed", odometer_start=7000) as printer:
+        first, _ = agent.issue(5, "WO-HAT-1", "--print", "--printer", printer.url)
+        agent.sync_until_done()
+        backup = agent.copy_home(tmp_path / "backup")
+        proxy.refuse_all()  # central is out of reach from now on
+        later, _ = agent.issue(20, "WO-HAT-1", "--print", "--printer", printer.url)
+        agent.restore_home(backup)
+
+        refused, out = agent.issue(3, "WO-HAT-1", "--print", "--printer", printer.url, check=False)
+        assert out.returncode == 1 and refused == [], out.stdout
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith("Error: ERR_PRINTER_ODOMETER: "), last
+        agent.run(
+            "printer", "confirm-odometer", "--printer", printer.url,
+            "--reason", "restored from last night's copy; 20 labels found on the line",
+            "--by", "fault suite",
+        )  # fmt: skip
+        again, _ = agent.issue(3, "WO-HAT-1", "--print", "--printer", printer.url)
+        _assert_never_again(again, later)
+        proxy.refuse_all(False)
+        more, _ = agent.issue(2, "WO-HAT-1", "--print", "--printer", printer.url)
+        evidence.printed = serials_in_labels(printer.printed)
+    assert evidence.printed == first + later + again + more
+    agent.sync_until_done()
+    evidence.forgotten = evidence.lost = set(later)
+    counts = check(db_url, evidence)
+    assert counts["registered"] == len(first) + len(again) + len(more)
