@@ -29,8 +29,9 @@ AGENT_SETTINGS = {
 
 @pytest.fixture
 def central(db_url: str, tmp_path: Path) -> Iterator[Central]:
-    """A seeded central registry serving from a child process."""
-    proc = Central(tmp_path / "central", db_url)
+    """A seeded central registry serving from a child process (verify not rate-limited, so
+    a scenario can verify every serial it made)."""
+    proc = Central(tmp_path / "central", db_url, LINELEDGER_VERIFY_RATE_LIMIT="100000/hour")
     proc.seed()
     proc.start()
     yield proc

@@ -25,9 +25,10 @@ from tests.procs import CentralProcess, cli, env_with, json_lines, wait_for, wri
 
 # libfaketime must leave the monotonic clocks alone: Python computes the deadlines of its
 # timed waits (Event.wait, Lock.acquire(timeout=...)) from CLOCK_MONOTONIC and hands them to
-# the C library; with a faked monotonic clock they lie hours away and the wait never ends
-# (found by tests/faults/test_clock.py::test_faketime_shifts_a_child_clock). FAKETIME_NO_CACHE
-# is not needed: the offset comes from the command line, not from a file that changes.
+# the C library; with a faked monotonic clock they lie hours away and a 0.5 s wait never ends
+# (tried with faketime 0.9.10: `threading.Event().wait(0.5)` hangs). With this variable the
+# boot clock (CLOCK_BOOTTIME) stays real too, as on a PC whose wall clock was set wrong.
+# FAKETIME_NO_CACHE is not needed: the offset comes from the command line, not a file.
 FAKETIME_ENV = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -176,19 +177,26 @@ class EdgeAgent:
 
     @contextmanager
     def service(self, *args: str) -> Iterator[Service]:
-        """Run `lineledger-edge run` for the duration of the block; stop it with SIGTERM."""
-        proc = subprocess.Popen(
-            self.command("run", *args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env(),
-        )
+        """Run `lineledger-edge run` for the duration of the block; stop it with SIGTERM.
+
+        Its log goes to a file beside the home (a pipe nobody reads would fill up and block
+        the service); a traceback in it fails the test.
+        """
+        log_path = self.home.parent / f"{self.home.name}-service.log"
+        with log_path.open("a") as log:
+            proc = subprocess.Popen(
+                self.command("run", *args),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=self.env(),
+            )
         try:
             assert proc.stdout is not None
             first = proc.stdout.readline()
             if not first:
-                raise AssertionError(f"the service did not start:\n{proc.stderr.read()}")  # type: ignore[union-attr]
+                proc.wait(timeout=60)
+                raise AssertionError(f"the service did not start:\n{log_path.read_text()}")
             yield Service(proc, json.loads(first))
         finally:
             if proc.poll() is None:
@@ -198,12 +206,12 @@ class EdgeAgent:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait(timeout=30)
-            err = proc.stderr.read() if proc.stderr else ""
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-            assert TRACEBACK not in err, f"the service logged a traceback:\n{err}"
-            assert code == 0, f"the service exited with {code}:\n{err[-4000:]}"
+            if proc.stdout is not None:
+                proc.stdout.close()
+        err = log_path.read_text()
+        # Reached only when the block succeeded: its own failure is never hidden by these.
+        assert TRACEBACK not in err, f"the service logged a traceback:\n{err}"
+        assert code == 0, f"the service exited with {code}:\n{err[-4000:]}"
 
     def copy_home(self, to: Path) -> Path:
         """Copy the (stopped) agent's home, database with its -wal and -shm files included."""

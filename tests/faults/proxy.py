@@ -262,6 +262,7 @@ class Entry:
     method: str
     path: str
     action: str
+    body: bytes = b""  # the request body as framed (chunked bodies keep their chunking)
     statuses: list[int | None] = field(default_factory=list)  # central's answers (None: none)
     delivered: bool = False  # whether the client got an answer
 
@@ -428,7 +429,7 @@ class FaultProxy:
         path = target.split("?", 1)[0]
         rule = self._rule_for(method, path)
         action = rule.action if rule else PASS
-        entry = Entry(method, path, action)
+        entry = Entry(method, path, action, req.body)
         with self._lock:
             self.log.append(entry)
         on_forward = rule.on_forward if rule else None

@@ -9,8 +9,6 @@ import math
 import sqlite3
 import urllib.request
 import zoneinfo
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -26,17 +24,6 @@ from tests.procs import json_lines
 
 pytestmark = pytest.mark.slow
 PLANT = zoneinfo.ZoneInfo("Europe/Paris")
-
-
-@pytest.fixture
-def central(db_url: str, tmp_path: Path) -> Iterator[Central]:
-    """Central with a verify rate limit high enough for a test that verifies every serial."""
-    proc = Central(tmp_path / "central", db_url, LINELEDGER_VERIFY_RATE_LIMIT="100000/hour")
-    proc.seed()
-    proc.start()
-    yield proc
-    if proc.proc is not None:
-        proc.stop()
 
 
 def hours_off() -> str:

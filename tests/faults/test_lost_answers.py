@@ -3,6 +3,7 @@ and repeating them changes nothing. A lost lease answer wastes and doubles no nu
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -108,6 +109,8 @@ def test_a_lost_lease_answer_gets_the_same_lease_again(
     assert lease_calls[0].statuses == [200] and not lease_calls[0].delivered
     # The agent learnt the lease it was granted (by asking again with the same request id,
     # or from central's reconcile answer) and no second lease was granted for the request.
+    request_ids = {json.loads(e.body)["request_id"] for e in lease_calls}
+    assert len(request_ids) == 1, f"the lost request was not repeated as is: {request_ids}"
     ranges = _check_leases_agree(agent, db_url, scope)
     assert ranges == [(1, 400), (401, 600)]  # one grant for the one request: nothing wasted
     assert sorted(int(s.split("-")[4]) for s in serials) == list(range(1, 601))

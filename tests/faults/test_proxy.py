@@ -144,6 +144,7 @@ def test_drop_forwards_the_request_but_loses_the_answer(proxy, upstream):
     assert session.post(proxy.url + "/echo", data=b"again", timeout=30).json()["hit"] == 2
     assert proxy.count("drop") == 1 and proxy.count("pass") == 1
     assert proxy.forwarded("/echo") == {200: 2}
+    assert [(e.body, e.delivered) for e in proxy.log] == [(b"lost", False), (b"again", True)]
     session.close()
 
 
