@@ -67,7 +67,8 @@ def make_agent(
         **settings: object,
     ) -> EdgeAgent:
         count[0] += 1
-        agent = EdgeAgent(home or tmp_path / f"agent-{count[0]}", evidence, clock)
+        home = home or tmp_path / f"agent-{count[0]}"
+        agent = EdgeAgent(home, evidence, clock, logs=tmp_path)
         agent.configure(**{**AGENT_SETTINGS, **settings})
         agent.enroll(central, central.url if direct else proxy.url, line or f"L{count[0]}")
         return agent

@@ -98,8 +98,11 @@ def faketime_prefix(shift: str) -> list[str]:
 class EdgeAgent:
     """One agent home, driven through the real `lineledger-edge` CLI."""
 
-    def __init__(self, home: Path, evidence: Evidence, clock: str | None = None) -> None:
+    def __init__(
+        self, home: Path, evidence: Evidence, clock: str | None = None, logs: Path | None = None
+    ) -> None:
         self.home = home
+        self.logs = logs or home.parent  # never on the agent's own (maybe full) disk
         self.evidence = evidence
         self.clock = clock  # a faketime offset such as "+5h", or None for the real clock
         if home not in evidence.homes:
@@ -182,7 +185,7 @@ class EdgeAgent:
         Its log goes to a file beside the home (a pipe nobody reads would fill up and block
         the service); a traceback in it fails the test.
         """
-        log_path = self.home.parent / f"{self.home.name}-service.log"
+        log_path = self.logs / f"{self.home.name}-service.log"
         with log_path.open("a") as log:
             proc = subprocess.Popen(
                 self.command("run", *args),

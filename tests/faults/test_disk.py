@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from central import tables as T
 from central.db import Store
+from tests.faults.harness import wait_drained
 from tests.faults.invariants import check
 
 pytestmark = pytest.mark.slow
@@ -46,25 +47,28 @@ def test_a_disk_that_fills_up_while_issuing(small_disk, make_agent, evidence, db
     disk = small_disk("8m")
     agent = make_agent(home=disk.path / "agent")
     before, _ = agent.issue(20)
-    agent.sync_until_done()
-    disk.fill(leave=600_000)
-    serials, out = agent.issue(5000, check=False)
-    assert out.returncode == 1, out.stderr
-    assert _error_code(out.stderr) == "ERR_DISK_FULL"
-    assert "free space there" in out.stderr
-    assert 0 < len(serials) < 5000  # it ran out in the middle of the run
-    # What was shown is recorded: the serials and their `issued` events are in the outbox.
-    recorded = {r["serial"] for r in agent.query("SELECT serial FROM outbox WHERE type='issued'")}
-    assert set(serials) <= recorded and len(recorded) == len(before) + len(serials)
-    # Syncing on the full disk either works or fails the same clear way.
-    synced = agent.run("sync", check=False)
-    if synced.returncode != 0:
-        assert synced.returncode in (1, 2) and _error_code(synced.stderr).startswith("ERR_")
+    with agent.service():  # the line's service syncs all along, on the same disk
+        wait_drained([agent])
+        disk.fill(leave=600_000)
+        serials, out = agent.issue(5000, check=False)
+        assert out.returncode == 1, out.stderr
+        assert _error_code(out.stderr) == "ERR_DISK_FULL"
+        assert "free space there" in out.stderr
+        assert 0 < len(serials) < 5000  # it ran out in the middle of the run
+        # What was shown is recorded: the serials and their `issued` events are in the outbox.
+        issued = agent.query("SELECT serial FROM outbox WHERE type = 'issued'")
+        recorded = {r["serial"] for r in issued}
+        assert set(serials) <= recorded and len(recorded) == len(before) + len(serials)
+        # A sync on the full disk either works or fails the same clear way.
+        synced = agent.run("sync", check=False)
+        if synced.returncode != 0:
+            assert synced.returncode in (1, 2) and _error_code(synced.stderr).startswith("ERR_")
 
-    disk.unfill()
-    agent.sync_until_done()
-    more, _ = agent.issue(30)
-    agent.sync_until_done()
+        disk.unfill()  # the service catches up by itself
+        wait_drained([agent])
+        more, _ = agent.issue(30)
+        wait_drained([agent])
+    # (the service stopped cleanly, and logged no traceback while the disk was full)
     assert _central_events(db_url) == int(agent.query("SELECT COUNT(*) FROM outbox")[0][0])
     counts = check(db_url, evidence)
     assert counts["registered"] == len(before) + len(serials) + len(more)
