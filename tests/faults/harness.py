@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from central import admin, init_registry
 from central.config import load_config
 from central.db import Store
@@ -260,9 +262,10 @@ def wait_drained(agents: Sequence[EdgeAgent], timeout: float = 240) -> None:
 def root_or_fail(what: str) -> None:
     """Fail (never skip) a test that needs root for `what`."""
     if os.geteuid() != 0:
-        raise AssertionError(
+        pytest.fail(
             f"this fault test needs root for {what} (mount a tmpfs, remount it read-only); "
-            "run the fault suite as root, e.g. in the CI container"
+            "run the fault suite as root, e.g. in the CI container (bash .ci/run)",
+            pytrace=False,
         )
 
 
