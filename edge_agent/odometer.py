@@ -161,7 +161,7 @@ def message(record: OdometerRecord) -> str:
         sent = record.labels_sent - record.baseline_sent
         return (
             f"The printer has printed {record.unknown} label{_s(record.unknown)} this agent has "
-            f"no record of: it counted {printed} since {record.baseline_at}, this agent sent it "
+            f"no record of: it counted {printed} since the baseline, this agent sent it "
             f"{sent}. This line PC may run from an older copy of its database (those labels may "
             "carry serial numbers it would hand out again), or something else printed here. "
             "Issuing and printing on this printer are held. A supervisor must find those labels, "
