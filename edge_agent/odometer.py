@@ -32,6 +32,7 @@ Rules, and why:
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +52,8 @@ from printers.odometer import NO_ANSWER, LabelOdometer
 from printers.status import PrinterStatus
 from printers.urls import describe_url
 from protocol.timefmt import format_ts
+
+log = logging.getLogger("lineledger.edge")
 
 OK = "ok"
 NEW = "new"  # no baseline: the next check with an idle printer takes one
@@ -374,6 +377,7 @@ def evaluate(agent: Agent, url: str, reading: LabelOdometer, status: PrinterStat
     stamp = format_ts(agent.now())
     idle = status.formats_in_buffer == 0 and status.labels_remaining == 0
     jobs_held = 0
+    event = None
     with agent.store.write() as conn:
         old = _load(conn, key) or OdometerRecord(key)
         if reading.labels is None:
@@ -413,8 +417,11 @@ def evaluate(agent: Agent, url: str, reading: LabelOdometer, status: PrinterStat
             _save(conn, record)
             if decision.state == HELD and not old.held:
                 jobs_held = _hold_waiting_jobs(conn, key)
-            if decision.event is not None:
-                _log(conn, record, decision.event, stamp, detail={"jobs_held": jobs_held})
+            event = decision.event
+            if event is not None:
+                _log(conn, record, event, stamp, detail={"jobs_held": jobs_held})
+    if event in ("mismatch", "replaced"):
+        log.warning("printer %s: %s", key, message(record))
     error = None
     if record.held:
         error = EdgeError(ERR_PRINTER_ODOMETER, message(record))
