@@ -162,10 +162,15 @@ def message(record: OdometerRecord) -> str:
     if record.held:
         printed = (record.printer_count or 0) - (record.baseline_odometer or 0)
         sent = record.labels_sent - record.baseline_sent
+        counted = (
+            f": it counted {printed} since the baseline, this agent sent it {sent}"
+            if printed >= 0
+            else ""  # another printer answers now; the note says so
+        )
         return (
             f"The printer has printed {record.unknown} label{_s(record.unknown)} this agent has "
-            f"no record of: it counted {printed} since the baseline, this agent sent it "
-            f"{sent}. This line PC may run from an older copy of its database (those labels may "
+            f"no record of{counted}. This line PC may run from an older copy of its database "
+            "(those labels may "
             "carry serial numbers it would hand out again), or something else printed here. "
             "Issuing and printing on this printer are held. A supervisor must find those labels, "
             "then run: lineledger-edge printer confirm-odometer --printer "
@@ -405,7 +410,8 @@ def evaluate(agent: Agent, url: str, reading: LabelOdometer, status: PrinterStat
                 "checked_at": stamp,
                 "asked_at": None,
                 # A note (a replaced printer, a confirmation) stays while all is well.
-                "note": decision.note or (old.note if decision.state == OK else None),
+                "note": decision.note
+                or (old.note if decision.state == OK and old.state in (OK, NEW) else None),
             }
             if decision.baseline is not None:
                 values.update(

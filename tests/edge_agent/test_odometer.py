@@ -303,7 +303,9 @@ def test_a_swapped_printer_does_not_lift_a_hold(line, printer):
     with PrinterSimulator(host, port, odometer_start=5) as replacement:
         queue.close()
         assert queue.run(replacement.url).state == HELD
-        assert "went down" in odometer.record(agent, replacement.url).note
+        rec = odometer.record(agent, replacement.url)
+        assert "went down" in rec.note and rec.unknown == 1
+        assert "1 label this agent has no record of. " in odometer.message(rec)
 
 
 @pytest.mark.parametrize("fault", ["unsupported", "silent"])
@@ -398,8 +400,10 @@ def test_a_busy_printer_defers_the_baseline(line, printer):
     verdict = odometer.evaluate(agent, printer.url, LabelOdometer(1000), busy)
     assert verdict.state == "busy" and verdict.error.code == ERR_PRINTER_BUSY
     assert odometer.record(agent, printer.url).baseline_odometer is None
+    assert "still printing" in odometer.message(verdict.record)
     verdict = odometer.evaluate(agent, printer.url, LabelOdometer(1002), PrinterStatus())
     assert verdict.state == "ready" and verdict.record.baseline_odometer == 1002
+    assert verdict.record.note is None  # the wait is over: nothing left to say
 
 
 def test_spellings_of_one_printer_share_one_record(line, printer):
