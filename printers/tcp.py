@@ -3,7 +3,9 @@
 One connection is kept per `TcpPrinter` and checked before each use: bytes the printer sent
 unasked are dropped, and a connection the printer closed is replaced, so a late or stray
 answer can never be read as the reply to the next `~HS`. After any error the connection is
-closed, so a half-written format is never completed by the bytes of the next one.
+closed, so a half-written format is never completed by the bytes of the next one. The label
+odometer is asked on the same connection (`query_odometer`, see `printers.odometer`); when the
+printer ignores that question the connection is closed too, so its late answer is never read.
 """
 
 from __future__ import annotations
