@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import getpass
 import ipaddress
 import json
 import logging
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 import click
 from zeroconf import InterfaceChoice
 
-from edge_agent import outbox, pool
+from edge_agent import odometer, outbox, pool
 from edge_agent.agent import Agent
 from edge_agent.client import CentralClient
 from edge_agent.config import EdgeConfig, load_config
@@ -30,6 +31,7 @@ from edge_agent.errors import (
     ERR_ALREADY_ENROLLED,
     ERR_NO_PRINTER,
     ERR_POOL_EMPTY,
+    ERR_PRINTER_UNKNOWN,
     CentralRefused,
     CentralUnreachable,
     EdgeError,
@@ -173,6 +175,22 @@ def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
     )
 
 
+def _odometer_gate(agent: Agent, printer_url: str) -> None:
+    """Refuse before any number is used if the printer printed labels this agent never sent.
+
+    The printer is asked now, so a line PC restored from an older copy of its database is
+    caught on its first run; a printer that cannot be reached leaves the last verdict standing.
+    """
+    if not agent.config.odometer_check:
+        return
+    queue = PrintQueue(agent)
+    try:
+        queue.check(printer_url)
+    finally:
+        queue.close()
+    odometer.refuse_if_held(agent, printer_url)
+
+
 def _prepare_pool(agent: Agent, work_order: str, count: int) -> None:
     """Top the pool up for a run of `count` labels while central is reachable."""
     wo = agent.work_order(work_order)
@@ -210,6 +228,7 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
         raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
     if printer_url:
         parse_printer_url(printer_url)  # refuse a bad URL before any number is used
+        _odometer_gate(agent, printer_url)
     try:
         agent.work_order(work_order)
     except EdgeError:
@@ -281,6 +300,7 @@ def reprint(ctx: _Ctx, serial: str, reason: str, printer: str | None) -> None:
     if not printer_url:
         raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
     parse_printer_url(printer_url)
+    _odometer_gate(agent, printer_url)
     job = queue_reprint(agent, serial.strip().upper(), reason, printer_url)
     _emit({"ok": True, "serial": serial.strip().upper(), "print_job": job})
     _print_jobs(agent, printer_url, [job])
@@ -490,3 +510,95 @@ def jobs_confirm(ctx: _Ctx, job_id: int) -> None:
     recover_stale_jobs(ctx.agent)
     confirm_job(ctx.agent, job_id)
     _emit({"ok": True, "job": job_id, "status": "sent"})
+
+
+@main.group("printer")
+def printer_group() -> None:
+    """The printer's label odometer: show it, and confirm it after a hold."""
+
+
+@printer_group.command(
+    "odometer", epilog=_example("lineledger-edge printer odometer --printer tcp://10.0.0.7:9100")
+)
+@click.option("--printer", default=None, help="Only this printer (default: every printer).")
+@click.option(
+    "--history", default=10, show_default=True, type=click.IntRange(0, 1000), help="Log entries."
+)
+@pass_ctx
+@_friendly
+def printer_odometer(ctx: _Ctx, printer: str | None, history: int) -> None:
+    """Print each printer's label odometer record and its recent log as JSON lines."""
+    agent = ctx.agent
+    found = (
+        [r for r in [odometer.record(agent, printer)] if r is not None]
+        if printer
+        else odometer.records(agent)
+    )
+    if printer and not found:
+        raise EdgeError(
+            ERR_PRINTER_UNKNOWN, f"this agent has no label odometer record for {printer}"
+        )
+    for rec in found:
+        _emit({**rec.to_dict(), "log": odometer.history(agent, rec.printer, history)})
+
+
+@printer_group.command(
+    "confirm-odometer",
+    epilog=_example(
+        "lineledger-edge printer confirm-odometer --printer tcp://10.0.0.7:9100 "
+        '--reason "VM restored from Monday\'s snapshot; 12 labels found and voided"'
+    ),
+)
+@click.option("--printer", required=True, help="Printer URL, as the jobs name it.")
+@click.option("--reason", required=True, help="What the supervisor found (recorded).")
+@click.option("--by", "actor", default=None, help="Who confirms (default: the login name).")
+@click.option(
+    "--skip-numbers/--no-skip-numbers",
+    default=True,
+    show_default=True,
+    help="Skip as many numbers of every active lease as the printer printed unknown labels.",
+)
+@click.option(
+    "--requeue-held",
+    is_flag=True,
+    help="Queue again the jobs the hold put on hold: none of their labels came out.",
+)
+@pass_ctx
+@_friendly
+def confirm_odometer(
+    ctx: _Ctx,
+    printer: str,
+    reason: str,
+    actor: str | None,
+    skip_numbers: bool,
+    requeue_held: bool,
+) -> None:
+    """Lift an odometer hold: record who, why and when, then take a new baseline.
+
+    Run it once the labels the printer printed without this agent's record are accounted
+    for. Issuing and printing on the printer resume; unless --no-skip-numbers, the numbers
+    those labels most likely carry are never handed out.
+    """
+    agent = ctx.agent
+    parse_printer_url(printer)
+    by = actor or _login_name()
+    result = odometer.confirm(agent, printer, reason, by, skip_numbers, requeue_held)
+    queue = PrintQueue(agent)
+    try:
+        state, error = queue.check(printer)  # take the new baseline now, if the printer answers
+    finally:
+        queue.close()
+    result.update(ok=True, state=state, error=error.to_dict() if error else None)
+    _emit(result)
+    if result["held_jobs"]:
+        _say(
+            f"{len(result['held_jobs'])} print jobs stay held: for each, "
+            "lineledger-edge print-jobs confirm ID if its label came out, release ID if not"
+        )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -45,6 +45,14 @@ class EdgeConfig:
     pool_interval: float = 30.0
     retention_days: float = 30.0  # delivered events and sent print jobs are kept this long
     config_interval: float = 300.0
+    # The printer's label odometer (edge_agent.odometer): compare it before every batch, hold
+    # when the printer counted more labels than this agent sent it, beyond this tolerance.
+    # 0 by default: Zebra's count leaves out form feeds and calibration labels, so every
+    # extra label is one printed from a format; set odometer_check = false for a printer that
+    # other systems print on too.
+    odometer_check: bool = True
+    odometer_tolerance: int = 0
+    odometer_recheck_seconds: float = 300.0  # ask a printer that stayed silent again after this
 
     @property
     def home_path(self) -> Path:
@@ -96,6 +104,8 @@ def load_config(
     config = EdgeConfig(**{k: _coerce(k, v) for k, v in values.items()})
     if not 0 < config.low_water <= config.pool_target or config.lease_block < 1:
         raise EdgeError(ERR_CONFIG, "need 0 < low_water <= pool_target and lease_block >= 1")
+    if config.odometer_tolerance < 0 or config.odometer_recheck_seconds < 0:
+        raise EdgeError(ERR_CONFIG, "odometer_tolerance and odometer_recheck_seconds must be >= 0")
     if not 1 <= config.sync_batch <= 1000:
         raise EdgeError(ERR_CONFIG, "sync_batch must be 1..1000")
     return config

@@ -39,3 +39,9 @@ ERR_JOB_UNKNOWN = "ERR_JOB_UNKNOWN"
 ERR_REASON = "ERR_REASON"
 ERR_NOT_OURS = "ERR_NOT_OURS"
 ERR_BUSY = "ERR_BUSY"
+# The printer printed labels this agent has no record of (edge_agent.odometer): held.
+ERR_PRINTER_ODOMETER = "ERR_PRINTER_ODOMETER"
+# The printer is still printing what it holds; its label count is read once it is idle.
+ERR_PRINTER_BUSY = "ERR_PRINTER_BUSY"
+# The agent keeps no record of that printer.
+ERR_PRINTER_UNKNOWN = "ERR_PRINTER_UNKNOWN"

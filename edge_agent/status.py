@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_agent import outbox, pool, printing
+from edge_agent import odometer, outbox, pool, printing
 from edge_agent.agent import Agent
-from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+from edge_agent.errors import (
+    ERR_PRINTER_ODOMETER,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
 
 
 def pool_status(agent: Agent) -> dict[str, Any]:
@@ -90,6 +95,16 @@ def build_status(
             message=known["message"] if known else None,
             checked_at=known["checked_at"] if known else None,
         )
+        record = odometer.record(agent, url)
+        printer["odometer"] = record.to_dict() if record else None
+        if record is not None and record.held:
+            # A hold outlives faults seen since: it is what the operator must act on first.
+            printer.update(
+                state=odometer.HELD,
+                code=ERR_PRINTER_ODOMETER,
+                message=odometer.message(record),
+                last_check_state=known["state"] if known else "unknown",
+            )
     else:
         printer["state"] = "none"
     status["printer"] = printer

@@ -112,6 +112,48 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "not_null": {"serial", "printer_url", "status", "attempts", "next_attempt_at"},
         "defaults": {"attempts": 0, "next_attempt_at": 0},
     },
+    # One row per printer (its URL in normal form): see edge_agent.odometer.
+    "printer_odometers": {
+        "columns": {
+            "printer_url": str,
+            "labels_sent": int,
+            "baseline_odometer": int,
+            "baseline_sent": int,
+            "baseline_at": str,
+            "state": str,
+            "unknown_labels": int,
+            "uncounted_labels": int,
+            "printer_count": int,
+            "checked_at": str,
+            "asked_at": float,
+            "note": str,
+        },
+        "pk": "printer_url",
+        "not_null": {"labels_sent", "baseline_sent", "unknown_labels", "uncounted_labels"},
+        "defaults": {
+            "labels_sent": 0,
+            "baseline_sent": 0,
+            "unknown_labels": 0,
+            "uncounted_labels": 0,
+        },
+    },
+    # What happened to each printer's odometer record: baselines, holds, confirmations.
+    "odometer_log": {
+        "columns": {
+            "id": int,
+            "printer_url": str,
+            "at": str,
+            "event": str,
+            "printer_count": int,
+            "labels_sent": int,
+            "unknown_labels": int,
+            "actor": str,
+            "reason": str,
+            "detail": str,
+        },
+        "pk": "id",
+        "not_null": {"printer_url", "at", "event"},
+    },
 }
 
 _INDEXES = [
@@ -119,6 +161,7 @@ _INDEXES = [
     ("outbox", ["status", "next_attempt_at", "seq"]),
     ("outbox", ["serial", "seq"]),
     ("print_jobs", ["status", "next_attempt_at", "id"]),
+    ("odometer_log", ["printer_url", "id"]),
 ]
 
 

@@ -53,6 +53,18 @@ class _StatusGauges(Collector):
         ready = GaugeMetricFamily("printer_ready", "1 when the printer reported ready")
         ready.add_metric([], 1 if printer.get("state") == "ready" else 0)
         yield ready
+        odo = printer.get("odometer") or {}
+        hold = GaugeMetricFamily(
+            "printer_odometer_hold", "1 while the printer's label odometer holds printing"
+        )
+        hold.add_metric([], 1 if odo.get("held") else 0)
+        yield hold
+        unknown = GaugeMetricFamily(
+            "printer_odometer_unknown_labels",
+            "Labels the printer counted that this agent has no record of",
+        )
+        unknown.add_metric([], odo.get("unknown") or 0)
+        yield unknown
         jobs = GaugeMetricFamily("print_jobs", "Print jobs by status", labels=["status"])
         for status, n in printer.get("jobs", {}).items():
             jobs.add_metric([status], n)
