@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, g, request
+from flask import Blueprint, Response, g, request
 
 from central import tables as T
 from central.admin import enroll_agent, flags, label_templates
@@ -78,6 +78,13 @@ def authenticate() -> None:
     if last is None or now - last > _SEEN_EVERY:
         with rt.store.write() as conn:
             conn.execute(T.agents.update().where(T.agents.c.id == row.id).values(last_seen_at=now))
+
+
+@bp.after_request
+def stamp_time(response: Response) -> Response:
+    """Tell the agent central's clock on every answer, errors included (it measures skew)."""
+    response.headers["X-LineLedger-Time"] = format_ts(utcnow())
+    return response
 
 
 @bp.post("/enroll")

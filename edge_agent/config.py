@@ -45,6 +45,15 @@ class EdgeConfig:
     pool_interval: float = 30.0
     retention_days: float = 30.0  # delivered events and sent print jobs are kept this long
     config_interval: float = 300.0
+    clock_warn_seconds: float = 120.0  # warn the operator beyond this clock offset
+    clock_limit_seconds: float = 3600.0  # refuse to issue beyond this (ERR_CLOCK_SKEW)
+    # High-water-mark reports while central is reachable: after this many serials or this many
+    # seconds with unreported serials, whichever comes first, and at the end of every `issue`.
+    marks_report: bool = True
+    marks_every: int = 50
+    marks_seconds: float = 5.0
+    guard_timeout: float = 2.0  # the rollback guard's exchange at the start of `issue`
+    reconcile_interval: float = 3600.0  # full reconcile in `run` (also at start, after catch-up)
 
     @property
     def home_path(self) -> Path:
@@ -98,4 +107,10 @@ def load_config(
         raise EdgeError(ERR_CONFIG, "need 0 < low_water <= pool_target and lease_block >= 1")
     if not 1 <= config.sync_batch <= 1000:
         raise EdgeError(ERR_CONFIG, "sync_batch must be 1..1000")
+    if not 0 < config.clock_warn_seconds <= config.clock_limit_seconds:
+        raise EdgeError(ERR_CONFIG, "need 0 < clock_warn_seconds <= clock_limit_seconds")
+    if config.marks_every < 1 or config.marks_seconds <= 0 or config.guard_timeout <= 0:
+        raise EdgeError(ERR_CONFIG, "marks_every, marks_seconds and guard_timeout must be > 0")
+    if config.reconcile_interval < 60:
+        raise EdgeError(ERR_CONFIG, "reconcile_interval is at least 60 seconds")
     return config
