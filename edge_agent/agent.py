@@ -118,18 +118,18 @@ class Agent:
     def client(self) -> CentralClient:
         """Return the HTTP client for central (one per agent object)."""
         if self._client is None:
-            ident = self.identity()
-            client = CentralClient(
-                ident.central_url,
-                ident.token,
-                self.config.http_timeout,
-                self._session,
-                boot_id=self.clock.boot_id,
-            )
-            client.on_clock = self.on_clock_reading
-            client.on_answer = self.on_central_answer
-            self._client = client
+            self._client = self.new_client(self.config.http_timeout, self._session)
         return self._client
+
+    def new_client(self, timeout: float, session: requests.Session | None = None) -> CentralClient:
+        """Return a new client for central (for a thread of its own); the caller closes it."""
+        ident = self.identity()
+        client = CentralClient(
+            ident.central_url, ident.token, timeout, session, boot_id=self.clock.boot_id
+        )
+        client.on_clock = self.on_clock_reading
+        client.on_answer = self.on_central_answer
+        return client
 
     # -- the clock -------------------------------------------------------------------------
 

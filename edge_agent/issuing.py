@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,10 +154,12 @@ class Issuer:
         now: dt.datetime | None = None,
         printer_url: str | None = None,
         job_ticket: str | None = None,
+        before: Callable[[sqlite3.Connection], None] | None = None,
     ) -> list[Issued]:
         """Issue `count` serials in one transaction: all of them or none.
 
-        A job ticket reserves them for its pieces (`issued` events carry it in their data).
+        A job ticket reserves them for its pieces (`issued` events carry it in their data);
+        `before` checks more rules inside the transaction.
         """
         now = now or self.agent.now()
         wo = self.agent.work_order(work_order)
@@ -165,6 +168,8 @@ class Issuer:
         data = {"job_ticket": job_ticket} if job_ticket else {}
         with self.agent.store.write() as conn:
             check_standing(self.agent, conn)
+            if before is not None:
+                before(conn)
             consume_allowance(conn, wo, count)
             return [
                 self._issue_one(conn, scope, wo, stamp, printer_url, data) for _ in range(count)

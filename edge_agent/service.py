@@ -15,7 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from edge_agent import pool
+from edge_agent import pool, reconcile, rollback
 from edge_agent.agent import Agent
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
 from edge_agent.outbox import SyncWorker, prune
@@ -44,6 +44,7 @@ class Service:
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self.last_errors: dict[str, str] = {}
         self._server: BackgroundServer | None = None
+        self._last_marks = 0.0
         self.operator_url = ""
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -60,7 +61,44 @@ class Service:
 
         return run
 
+    def _sync(self) -> None:
+        self.sync.run()
+        if self.sync.take_caught_up():
+            self._reconcile_soon()
+
+    def _reconcile_soon(self) -> None:
+        """Run the full reconcile now (the outbox caught up after being behind)."""
+        job = self.scheduler.get_job("reconcile")
+        if job is not None:
+            job.modify(next_run_time=dt.datetime.now(dt.UTC))
+
+    def _reconcile(self) -> None:
+        if self.agent.revoked() is not None:
+            return
+        report = reconcile.reconcile(self.agent)
+        if report.resent or report.again:
+            # Events go out again: once they are delivered, reconcile again to confirm them.
+            self.sync.behind = True
+        log.info(
+            "reconciled %d leases: %d confirmed, %d events sent again",
+            report.leases,
+            report.confirmed,
+            report.resent,
+        )
+
+    def _marks(self) -> None:
+        """Report high-water marks when numbers were used since (or once a minute)."""
+        if self.agent.revoked() is not None or not self.agent.config.marks_report:
+            return
+        now = time.monotonic()
+        if not rollback.unreported_marks(self.agent) and now - self._last_marks < 60.0:
+            return
+        rollback.exchange_marks(self.agent)
+        self._last_marks = now
+
     def _pool(self) -> None:
+        if self.agent.revoked() is not None:
+            return  # central refuses every lease; the operator page says why
         report = pool.maintain(self.agent, self.agent.now())
         for scope, granted in report.granted.items():
             log.info("leased %d numbers of %s", granted, scope)
@@ -91,10 +129,12 @@ class Service:
         cfg = self.agent.config
         now = dt.datetime.now(dt.UTC)
         jobs: list[tuple[str, Callable[[], Any], float]] = [
-            ("sync", self.sync.run, cfg.sync_interval),
+            ("reconcile", self._reconcile, cfg.reconcile_interval),  # first: the rollback guard
+            ("sync", self._sync, cfg.sync_interval),
             ("pool", self._pool, cfg.pool_interval),
             ("print", self.queue.run_all, 1.0),
             ("config", self.agent.refresh_config, cfg.config_interval),
+            ("marks", self._marks, cfg.marks_seconds),
             ("prune", self._prune, 3600.0),
         ]
         for name, fn, seconds in jobs:
