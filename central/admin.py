@@ -408,17 +408,22 @@ def add_admin_token(store: Store, name: str, now: dt.datetime) -> str:
     return token
 
 
-def admin_token_valid(conn: Connection, token: str) -> bool:
-    """Tell whether a bearer token is a live admin token."""
+def admin_token_name(conn: Connection, token: str) -> str | None:
+    """Return the name of a live admin token (None: not one)."""
     if not token.startswith("lla_") or len(token) > 128:
-        return False
-    row = conn.execute(
-        sa.select(T.admin_tokens.c.id).where(
+        return None
+    name: str | None = conn.execute(
+        sa.select(T.admin_tokens.c.name).where(
             T.admin_tokens.c.token_hash == hash_secret(token),
             T.admin_tokens.c.revoked_at.is_(None),
         )
-    ).first()
-    return row is not None
+    ).scalar()
+    return name
+
+
+def admin_token_valid(conn: Connection, token: str) -> bool:
+    """Tell whether a bearer token is a live admin token."""
+    return admin_token_name(conn, token) is not None
 
 
 def revoke_admin_token(store: Store, name: str, now: dt.datetime) -> None:

@@ -5,16 +5,19 @@ Admin pages build on it; `lineledger-central admin-token add` creates a token.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
+from central import agents, reports, review
 from central import tables as T
-from central.admin import admin_token_valid, label_templates, tenant_by_org
+from central.admin import admin_token_name, label_templates, tenant_by_org
 from central.auth import bearer_token
 from central.errors import (
     ERR_INVALID,
+    ERR_QUARANTINE_UNKNOWN,
     ERR_UNAUTHORIZED,
     ERR_WORK_ORDER_UNKNOWN,
     CentralError,
@@ -26,6 +29,7 @@ from central.timeutil import utcnow, zone
 from central.verify import verify_code
 from printers import LabelTemplate, PrinterError, UnitLabel
 from printers.render import render_label
+from protocol import schema
 from protocol.gs1 import digital_link, sgtin_fields
 from protocol.keys import derive_lease_key
 from protocol.serials import MAX_SEQ, Scope, render
@@ -39,11 +43,27 @@ _PREVIEW_KEY = derive_lease_key(b"\0" * 32, "label-preview")
 
 @bp.before_request
 def authenticate() -> None:
-    """Require a live admin token."""
+    """Require a live admin token; its name is the actor of what the request changes."""
     token = bearer_token(request.headers.get("Authorization", ""))
     with runtime().store.read() as conn:
-        if not token or not admin_token_valid(conn, token):
-            raise Unauthorized(ERR_UNAUTHORIZED, "send Authorization: Bearer <admin token>")
+        name = admin_token_name(conn, token) if token else None
+    if name is None:
+        raise Unauthorized(ERR_UNAUTHORIZED, "send Authorization: Bearer <admin token>")
+    g.actor = f"token:{name}"
+
+
+def actor() -> str:
+    """Return who makes the current admin request."""
+    name: str = g.actor
+    return name
+
+
+def json_body() -> dict[str, Any]:
+    """Return the request's JSON object (the admin API takes small bodies only)."""
+    body = schema.loads(request.get_data(cache=False), 64 * 1024)
+    if not isinstance(body, dict):
+        raise CentralError(ERR_INVALID, "send a JSON object")
+    return body
 
 
 @bp.get("/label-preview")
@@ -94,3 +114,65 @@ def serial(code: str) -> dict[str, Any]:
     """Return everything about a serial (the internal verify view)."""
     rt = runtime()
     return verify_code(rt.store, rt.keyring, code[:200], internal=True).to_dict()
+
+
+@bp.post("/agents/<agent_id>/revoke")
+def agent_revoke(agent_id: str) -> dict[str, Any]:
+    """Revoke an agent: its calls are refused and its leases closed (body: {"reason"})."""
+    rt = runtime()
+    reason = str(json_body().get("reason") or "")
+    return {"ok": True, **agents.revoke_agent(rt.store, agent_id[:64], reason, actor(), utcnow())}
+
+
+@bp.post("/agents/<agent_id>/reinstate")
+def agent_reinstate(agent_id: str) -> dict[str, Any]:
+    """Let a revoked agent call again (body: {"reason"})."""
+    rt = runtime()
+    reason = str(json_body().get("reason") or "")
+    agents.reinstate_agent(rt.store, agent_id[:64], reason, actor(), utcnow())
+    return {"ok": True, "agent_id": agent_id[:64], "status": "active"}
+
+
+def _entry_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 12:
+        raise NotFound(ERR_QUARANTINE_UNKNOWN, f"no quarantine entry {text[:20]!r}")
+    return int(text)
+
+
+@bp.post("/quarantine/<entry>/release")
+def quarantine_release(entry: str) -> dict[str, Any]:
+    """Release a held serial and apply its held events (body: {"reason"})."""
+    rt = runtime()
+    reason = str(json_body().get("reason") or "")
+    tolerance = dt.timedelta(seconds=rt.config.clock_tolerance_seconds)
+    decision = review.release(
+        rt.store, rt.keyring, _entry_id(entry), reason, actor(), utcnow(), tolerance
+    )
+    return decision.to_dict()
+
+
+@bp.post("/quarantine/<entry>/confirm")
+def quarantine_confirm(entry: str) -> dict[str, Any]:
+    """Confirm a held serial is not to be trusted: retire it (body: {"reason"})."""
+    rt = runtime()
+    reason = str(json_body().get("reason") or "")
+    return review.confirm(rt.store, _entry_id(entry), reason, actor(), utcnow()).to_dict()
+
+
+@bp.get("/reports/reconcile")
+def reconcile_report() -> Response:
+    """Return the reconciliation report of a work order (`org`, `work_order`) or a `lease`."""
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise CentralError(ERR_INVALID, "format is json or csv")
+    lease_id = request.args.get("lease")
+    with runtime().store.read() as conn:
+        if lease_id:
+            body = reports.report_for_lease(conn, lease_id)
+        else:
+            org = request.args.get("org", "").upper()[:6]
+            number = request.args.get("work_order", "")[:64]
+            body = reports.report_for_work_order(conn, org, number)
+    if fmt == "csv":
+        return Response(reports.render(body, "csv"), mimetype="text/csv; charset=utf-8")
+    return Response(reports.render(body, "json"), mimetype="application/json")

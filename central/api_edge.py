@@ -22,7 +22,8 @@ from central.errors import (
     Unauthorized,
 )
 from central.ingest import ingest_batch
-from central.leases import AgentRef, grant_lease, return_lease
+from central.leases import AgentRef, allowed_serials, grant_lease, return_lease
+from central.reconcile import reconcile
 from central.runtime import runtime
 from central.timeutil import as_utc, utcnow
 from protocol import schema
@@ -34,6 +35,7 @@ from protocol.messages import (
     LeaseReturn,
     WorkOrderInfo,
 )
+from protocol.reconcile import ReconcileRequest
 from protocol.timefmt import format_ts
 
 bp = Blueprint("edge", __name__, url_prefix="/api/edge/v1")
@@ -51,6 +53,13 @@ def _body() -> Any:
 def _agent() -> AgentRef:
     agent: AgentRef = g.agent
     return agent
+
+
+@bp.after_request
+def stamp_time(response: Response) -> Response:
+    """Tell the agent central's clock on every answer, so it can measure its own offset."""
+    response.headers["X-LineLedger-Time"] = format_ts(utcnow())
+    return response
 
 
 @bp.before_request
@@ -71,7 +80,13 @@ def authenticate() -> None:
     if row is None:
         raise Unauthorized(ERR_UNAUTHORIZED, "unknown agent token; enroll the agent again")
     if row.status != "active":
-        raise CentralError(ERR_AGENT_REVOKED, "this agent was revoked by an admin", 403)
+        raise CentralError(
+            ERR_AGENT_REVOKED,
+            "this line PC was revoked by central"
+            + (f" ({row.revoked_reason})" if row.revoked_reason else "")
+            + "; its unsynced events are kept; ask an admin to reinstate it",
+            403,
+        )
     g.agent = AgentRef(row.id, row.tenant_id, row.org_code, row.line, row.timezone)
     now = utcnow()
     last = as_utc(row.last_seen_at)
@@ -130,10 +145,19 @@ def events() -> dict[str, Any]:
     items = decode_batch(_body())
     rt = runtime()
     started = time.perf_counter()
-    report = ingest_batch(rt.store, rt.keyring, _agent(), items, utcnow())
+    tolerance = dt.timedelta(seconds=rt.config.clock_tolerance_seconds)
+    report = ingest_batch(rt.store, rt.keyring, _agent(), items, utcnow(), tolerance)
     rt.metrics.ingest_seconds.observe(time.perf_counter() - started)
     rt.metrics.record_ingest(report.counts, [r.code for r in report.results])
     return {"ok": True, "results": [r.to_dict() for r in report.results]}
+
+
+@bp.post("/reconcile")
+def reconcile_leases() -> dict[str, Any]:
+    """Compare the agent's account of its leases with the registry's (see central.reconcile)."""
+    req = ReconcileRequest.from_dict(_body())
+    rt = runtime()
+    return reconcile(rt.store, rt.keyring, _agent(), req, utcnow()).to_dict()
 
 
 @bp.get("/config")
@@ -157,10 +181,26 @@ def config() -> dict[str, Any]:
             .where(
                 wo.c.tenant_id == agent.tenant_id,
                 wo.c.status == "open",
+                wo.c.recalled_at.is_(None),
                 sa.or_(wo.c.line.is_(None), wo.c.line == agent.line),
             )
             .order_by(wo.c.id)
         ).all()
+        numbers = [r.number for r in rows]
+        elsewhere: dict[str, int] = {}
+        for i in range(0, len(numbers), 500):
+            reg = T.registry.c
+            elsewhere.update(
+                conn.execute(
+                    sa.select(reg.work_order, sa.func.count())
+                    .where(
+                        reg.tenant_id == agent.tenant_id,
+                        reg.work_order.in_(numbers[i : i + 500]),
+                        reg.agent_id != agent.id,
+                    )
+                    .group_by(reg.work_order)
+                ).all()
+            )
         tenant_flags = flags(conn, agent.tenant_id)
         templates = label_templates(conn, agent.tenant_id)
     cfg = AgentConfig(
@@ -181,6 +221,8 @@ def config() -> dict[str, Any]:
                 r.status,
                 r.gtin,
                 r.label_template,
+                allowed=allowed_serials(r.quantity, r.overage_pct),
+                consumed_elsewhere=elsewhere.get(r.number, 0),
             )
             for r in rows
         ),

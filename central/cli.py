@@ -6,8 +6,10 @@ default: an SQLite file in `--home` / `LINELEDGER_CENTRAL_HOME`).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gc
+import json
 import logging
 import signal
 import socket
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from zeroconf import InterfaceChoice, ServiceInfo, Zeroconf
 
-from central import admin, create_app, init_registry
+from central import admin, agents, audit, create_app, init_registry, reports, review, workorders
 from central import tables as T
 from central.config import CentralConfig, load_config
 from central.db import Store, normalise_url
@@ -175,7 +177,6 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int, advertise: bool) -> Non
 @_friendly
 def stats(ctx: _Ctx) -> None:
     """Print registry counts as JSON: serials by state, events, quarantine, leases."""
-    import json
 
     def grouped(conn: Any, column: Any, *where: Any) -> dict[str, int]:
         rows = conn.execute(sa.select(column, sa.func.count()).where(*where).group_by(column))
@@ -344,7 +345,6 @@ def template() -> None:
 @_friendly
 def template_set(ctx: _Ctx, org: str, name: str, body: str | None, path: str | None) -> None:
     """Create or replace a label template; it reaches the agents with their config."""
-    import json
 
     if (body is None) == (path is None):
         raise click.UsageError("give the template with --json or with --file")
@@ -365,7 +365,6 @@ def template_set(ctx: _Ctx, org: str, name: str, body: str | None, path: str | N
 @_friendly
 def template_list(ctx: _Ctx, org: str) -> None:
     """List a tenant's label templates as JSON lines."""
-    import json
 
     with ctx.store.read() as conn:
         tenant = admin.tenant_by_org(conn, org.upper())
@@ -430,6 +429,48 @@ def work_order_add(
     click.echo(f"work order {number} added to {org.upper()}")
 
 
+@work_order.command(
+    "update",
+    epilog=_example(
+        "lineledger-central work-order update --org MA01 --number WO-1001 --quantity 600 "
+        '--reason "customer raised the order"'
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--number", required=True, help="Work order number.")
+@click.option("--quantity", type=click.IntRange(1, 10_000_000), default=None)
+@click.option("--overage", type=click.FloatRange(0, 100), default=None, help="Overage %.")
+@click.option("--tolerance", type=click.FloatRange(0, 100), default=None, help="Tolerance %.")
+@click.option("--reason", default=None, help="Why (recorded in the audit log).")
+@pass_ctx
+@_friendly
+def work_order_update(
+    ctx: _Ctx,
+    org: str,
+    number: str,
+    quantity: int | None,
+    overage: float | None,
+    tolerance: float | None,
+    reason: str | None,
+) -> None:
+    """Change a work order's quantity, overage or tolerance (lines get it with their config)."""
+    done = workorders.update_work_order(
+        ctx.store,
+        org.upper(),
+        number,
+        audit.cli_actor(),
+        utcnow(),
+        reason,
+        quantity=quantity,
+        overage_pct=overage,
+        tolerance_pct=tolerance,
+    )
+    click.echo(
+        f"work order {number} updated: {done['after']}; it may now consume {done['allowed']} "
+        "serials on all lines"
+    )
+
+
 @main.group()
 def agent() -> None:
     """Manage edge agents."""
@@ -470,9 +511,169 @@ def agent_list(ctx: _Ctx) -> None:
             .order_by(T.agents.c.enrolled_at)
         )
         for row in rows:
-            click.echo(
-                f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen {row.last_seen_at}"
+            revoked = (
+                f"\trevoked {row.revoked_at}: {row.revoked_reason}"
+                if row.revoked_at and row.status == "revoked"
+                else ""
             )
+            click.echo(
+                f"{row.id}\t{row.org_code}\t{row.line}\t{row.status}\tlast seen "
+                f"{row.last_seen_at}{revoked}"
+            )
+
+
+@agent.command(
+    "revoke",
+    epilog=_example(
+        'lineledger-central agent revoke --agent 01933b2e-... --reason "line PC stolen"'
+    ),
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@click.option("--reason", required=True, help="Why the agent is revoked (recorded).")
+@pass_ctx
+@_friendly
+def agent_revoke(ctx: _Ctx, agent_id: str, reason: str) -> None:
+    """Refuse an agent's calls at once and close its leases at the highest number seen."""
+    done = agents.revoke_agent(ctx.store, agent_id, reason, audit.cli_actor(), utcnow())
+    click.echo(
+        f"agent {done['agent_id']} (line {done['line']}) revoked; "
+        f"{len(done['leases_closed'])} leases closed, {done['numbers_voided']} unused numbers "
+        "voided; later events above the closing marks go to quarantine for review"
+    )
+
+
+@agent.command(
+    "reinstate",
+    epilog=_example(
+        'lineledger-central agent reinstate --agent 01933b2e-... --reason "PC found, not stolen"'
+    ),
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@click.option("--reason", required=True, help="Why the agent may call again (recorded).")
+@pass_ctx
+@_friendly
+def agent_reinstate(ctx: _Ctx, agent_id: str, reason: str) -> None:
+    """Let a revoked agent call again; its closed leases stay closed."""
+    agents.reinstate_agent(ctx.store, agent_id, reason, audit.cli_actor(), utcnow())
+    click.echo(
+        f"agent {agent_id} reinstated; events it sends above its closed leases' marks go to "
+        "quarantine (lineledger-central quarantine list) for a supervisor to release"
+    )
+
+
+@agent.command(
+    "rotate-token", epilog=_example("lineledger-central agent rotate-token --agent 0193...")
+)
+@click.option("--agent", "agent_id", required=True, help="Agent id (see agent list).")
+@pass_ctx
+@_friendly
+def agent_rotate_token(ctx: _Ctx, agent_id: str) -> None:
+    """Give an agent a new token (printed last); the old one is refused at once."""
+    token = agents.rotate_token(ctx.store, agent_id, audit.cli_actor(), utcnow())
+    click.echo(
+        f"new token for agent {agent_id}; on the line PC run `lineledger-edge set-token` and "
+        f"paste it (it is not shown again): {token}"
+    )
+
+
+@main.group()
+def quarantine() -> None:
+    """Review serials central holds: list, show, release, confirm."""
+
+
+@quarantine.command(
+    "release",
+    epilog=_example('lineledger-central quarantine release 42 --reason "PC was not stolen"'),
+)
+@click.argument("entry", type=click.IntRange(1, 10**12))
+@click.option("--reason", required=True, help="Why the serial can be trusted (recorded).")
+@pass_ctx
+@_friendly
+def quarantine_release(ctx: _Ctx, entry: int, reason: str) -> None:
+    """Release a held serial: the hold ends and its held events are applied."""
+    decision = review.release(
+        ctx.store,
+        Keyring.load(ctx.config.keyring_file),
+        entry,
+        reason,
+        audit.cli_actor(),
+        utcnow(),
+        dt.timedelta(seconds=ctx.config.clock_tolerance_seconds),
+    )
+    click.echo(json.dumps(decision.to_dict(), sort_keys=True))
+
+
+@quarantine.command(
+    "confirm",
+    epilog=_example('lineledger-central quarantine confirm 42 --reason "label found on a fake"'),
+)
+@click.argument("entry", type=click.IntRange(1, 10**12))
+@click.option("--reason", required=True, help="Why the serial is not to be trusted (recorded).")
+@pass_ctx
+@_friendly
+def quarantine_confirm(ctx: _Ctx, entry: int, reason: str) -> None:
+    """Confirm a held serial is not to be trusted: it is retired for good (verify: voided)."""
+    decision = review.confirm(ctx.store, entry, reason, audit.cli_actor(), utcnow())
+    click.echo(json.dumps(decision.to_dict(), sort_keys=True))
+
+
+@main.group()
+def report() -> None:
+    """Reports: where every number of a work order or a lease went."""
+
+
+@report.command(
+    "reconcile",
+    epilog=_example("lineledger-central report reconcile --org MA01 --work-order WO-1001"),
+)
+@click.option("--org", default=None, help="Tenant of the work order (needed if ambiguous).")
+@click.option("--work-order", "work_order", default=None, help="Work order number.")
+@click.option("--lease", "lease_id", default=None, help="Or one lease, by id.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@pass_ctx
+@_friendly
+def report_reconcile(
+    ctx: _Ctx, org: str | None, work_order: str | None, lease_id: str | None, fmt: str
+) -> None:
+    """Print the reconciliation report of a work order (HOLD SHIPMENT) or of one lease."""
+    if (work_order is None) == (lease_id is None):
+        raise click.UsageError("give --work-order or --lease")
+    with ctx.store.read() as conn:
+        if lease_id is not None:
+            body = reports.report_for_lease(conn, lease_id)
+        else:
+            assert work_order is not None
+            body = reports.report_for_work_order(conn, _org_of(conn, org, work_order), work_order)
+    click.echo(reports.render(body, fmt))
+
+
+def _org_of(conn: Any, org: str | None, work_order: str) -> str:
+    """Return the org of a work order number, which must be unambiguous without --org."""
+    if org:
+        return org.upper()
+    orgs = (
+        conn.execute(
+            sa.select(T.tenants.c.org_code)
+            .join(T.work_orders, T.work_orders.c.tenant_id == T.tenants.c.id)
+            .where(T.work_orders.c.number == work_order)
+        )
+        .scalars()
+        .all()
+    )
+    if len(orgs) != 1:
+        raise CentralError(
+            "ERR_WORK_ORDER_UNKNOWN" if not orgs else "ERR_INVALID",
+            f"no work order {work_order!r}"
+            if not orgs
+            else f"work order {work_order} exists in {', '.join(sorted(orgs))}: give --org",
+        )
+    return str(orgs[0])
 
 
 @main.group("admin-token")

@@ -4,6 +4,9 @@ The whole batch is one transaction. Everything the decisions need (seen event id
 the scopes involved, registry states, open quarantines) is read up front in a few queries,
 the events are judged in order against an in-memory view that each accepted event updates,
 and the outcome is written back with one executemany per table.
+
+The same judge replays events a supervisor released from quarantine, with the check that
+held them waived (a closed lease, a clock out of tolerance, the hold itself).
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from sqlalchemy.engine import Connection, Row
 from central import tables as T
 from central.db import Store
 from central.errors import (
+    ERR_AGENT_REVOKED,
+    ERR_CLOCK_SKEW,
     ERR_DUPLICATE_SERIAL,
+    ERR_LEASE_EXPIRED,
     ERR_LEASE_RETURNED,
     ERR_OUTSIDE_LEASE,
+    ERR_SERIAL_RETIRED,
 )
 from central.keyring import Keyring
-from central.leases import AgentRef
+from central.leases import AgentRef, raise_mark
+from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.errors import ERR_SERIAL_MAC, ProtocolError
 from protocol.events import (
@@ -43,8 +51,25 @@ from protocol.serials import StandardSerial, parse
 from protocol.timefmt import parse_ts
 
 ERR_AWAITING_ISSUE = "ERR_AWAITING_ISSUE"
+RELEASED = "released"  # event outcome: applied after a supervisor's review
+SUPERSEDED = "superseded"  # event outcome: reviewed, could not apply
 ERR_SERIAL_QUARANTINED = "ERR_SERIAL_QUARANTINED"
 _CHUNK = 500
+# Why events above the mark of a closed lease are held, by how the lease was closed.
+CLOSED_LEASE_CODES = {
+    "returned": ERR_LEASE_RETURNED,
+    "expired": ERR_LEASE_EXPIRED,
+    "revoked": ERR_AGENT_REVOKED,
+}
+# Waivers a reviewer's release grants when the held events are replayed.
+WAIVE_HOLD = "hold"
+WAIVE_CLOSED = "closed_lease"
+WAIVE_CLOCK = "clock"
+_LINK_FIELDS = (
+    ("job_ticket", "job_ticket"),
+    ("token", "token"),
+    ("work_order", "linked_work_order"),
+)
 
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -60,15 +85,18 @@ class _View:
     leases: dict[str, list[Row[Any]]]
     states: dict[str, str]
     quarantined: set[str]
+    recalled_orders: set[str] = field(default_factory=set)
     keys: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
 class _Writes:
     events: list[dict[str, Any]] = field(default_factory=list)
+    event_updates: list[dict[str, Any]] = field(default_factory=list)  # replayed events
     new_serials: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    raised_marks: dict[str, int] = field(default_factory=dict)  # closed lease -> released seq
 
 
 @dataclass
@@ -112,7 +140,19 @@ def _read_view(
                 )
             ).scalars()
         )
-    return _View(seen, leases, states, quarantined)
+    orders = sorted({e.work_order for e in events if e.work_order})
+    recalled: set[str] = set()
+    for chunk in _chunks(orders):
+        recalled.update(
+            conn.execute(
+                sa.select(T.work_orders.c.number).where(
+                    T.work_orders.c.tenant_id == agent.tenant_id,
+                    T.work_orders.c.number.in_(chunk),
+                    T.work_orders.c.recalled_at.is_not(None),
+                )
+            ).scalars()
+        )
+    return _View(seen, leases, states, quarantined, recalled)
 
 
 def _lease_for(view: _View, serial: StandardSerial) -> Row[Any] | None:
@@ -125,15 +165,41 @@ def _lease_for(view: _View, serial: StandardSerial) -> Row[Any] | None:
 class _Judge:
     """Decide one event at a time and collect the writes."""
 
-    def __init__(self, agent: AgentRef, keyring: Keyring, view: _View, now: dt.datetime):
+    def __init__(
+        self,
+        agent: AgentRef,
+        keyring: Keyring,
+        view: _View,
+        now: dt.datetime,
+        tolerance: dt.timedelta = dt.timedelta(minutes=5),
+        waive: frozenset[str] = frozenset(),
+        replay: bool = False,
+    ):
         self.agent = agent
         self.keyring = keyring
         self.view = view
         self.now = now
+        self.tolerance = tolerance
+        self.waive = waive
+        self.replay = replay  # the events are stored already: update them, do not insert
+        self.central_made = False  # the event was made by central (a reviewer's decision)
         self.writes = _Writes()
 
-    def _event_row(self, e: Event, serial: str, outcome: str, code: str | None) -> None:
+    def _event_row(
+        self,
+        e: Event,
+        serial: str,
+        outcome: str,
+        code: str | None,
+        lease_id: str | None = None,
+        flags: str | None = None,
+    ) -> None:
         self.view.seen.add(e.event_id)
+        if self.replay:
+            self.writes.event_updates.append(
+                {"b_id": e.event_id, "b_outcome": outcome, "b_code": code, "b_lease": lease_id}
+            )
+            return
         self.writes.events.append(
             {
                 "event_id": e.event_id,
@@ -141,13 +207,15 @@ class _Judge:
                 "agent_id": self.agent.id,
                 "type": e.type,
                 "serial": serial,
-                "lease_id": e.lease_id,
+                "lease_id": lease_id,
                 "work_order": e.work_order,
                 "occurred_at": parse_ts(e.occurred_at),
                 "received_at": self.now,
                 "data": json.dumps(dict(e.data), separators=(",", ":"), sort_keys=True),
                 "outcome": outcome,
                 "code": code,
+                "clock_flags": flags,
+                "origin": "central" if self.central_made else "agent",
             }
         )
 
@@ -159,13 +227,18 @@ class _Judge:
         message: str,
         details: dict[str, Any],
         hold: bool,
+        lease_id: str | None = None,
     ) -> EventResult:
         """Store the event for review; `hold` also holds the serial itself.
 
         Only evidence from the serial's own tenant may hold a serial: otherwise any agent of
-        any tenant could turn a genuine product's verdict into `under_review`.
+        any tenant could turn a genuine product's verdict into `under_review`. A replayed event
+        that still cannot apply is marked `superseded` instead: its review is over.
         """
-        self._event_row(e, serial, QUARANTINED, reason)
+        if self.replay:
+            self._event_row(e, serial, SUPERSEDED, reason, lease_id)
+            return EventResult(e.event_id, QUARANTINED, reason, message)
+        self._event_row(e, serial, QUARANTINED, reason, lease_id)
         self.writes.quarantine.append(
             {
                 "tenant_id": self.agent.tenant_id,
@@ -182,6 +255,16 @@ class _Judge:
             self.view.quarantined.add(serial)
         return EventResult(e.event_id, QUARANTINED, reason, message)
 
+    def _clock_flags(self, e: Event, lease: Row[Any]) -> list[str]:
+        occurred = parse_ts(e.occurred_at)
+        flags = []
+        if occurred > self.now + self.tolerance:
+            flags.append("future")
+        granted = as_utc(lease.granted_at)
+        if granted is not None and occurred < granted - self.tolerance:
+            flags.append("before_lease")
+        return flags
+
     def judge(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult:
         """Return the result of one event and note what it writes."""
         if e.event_id in self.view.seen:
@@ -190,50 +273,86 @@ class _Judge:
             details = {"event_type": e.type}
             return self._quarantine(e, e.serial, serial.code, serial.message, details, False)
         text = serial.text
-        if text in self.view.quarantined:
-            held = "this serial is held for review"
-            return self._quarantine(e, text, ERR_SERIAL_QUARANTINED, held, {}, True)
         lease = _lease_for(self.view, serial) if serial.scope.org == self.agent.org else None
+        lease_id = lease.id if lease is not None else None
+        if text in self.view.quarantined and WAIVE_HOLD not in self.waive:
+            held = "this serial is held for review"
+            return self._quarantine(e, text, ERR_SERIAL_QUARANTINED, held, {}, True, lease_id)
         if lease is None or lease.agent_id != self.agent.id:
             # Another line of the same tenant reporting a leased serial is a clone signal and
             # holds the serial; a number never leased, or another tenant's serial, does not.
             holder = {"lease_holder": None if lease is None else lease.agent_id}
             message = "no lease of this agent holds this serial"
-            return self._quarantine(e, text, ERR_OUTSIDE_LEASE, message, holder, lease is not None)
+            return self._quarantine(
+                e, text, ERR_OUTSIDE_LEASE, message, holder, lease is not None, lease_id
+            )
         key = self.view.keys.get(lease.id)
         if key is None:
             key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
         if not serial.mac_valid(key):
             message = "the authenticity code does not match the lease"
-            return self._quarantine(e, text, ERR_SERIAL_MAC, message, {"lease_id": lease.id}, False)
-        if lease.status == "returned" and serial.seq > lease.high_water:
-            message = "the number lies above the high-water mark the lease was returned at"
+            details = {"lease_id": lease.id}
+            return self._quarantine(e, text, ERR_SERIAL_MAC, message, details, False, lease.id)
+        closed = lease.status != "active" and serial.seq > (lease.high_water or 0)
+        if closed and WAIVE_CLOSED not in self.waive:
+            code = CLOSED_LEASE_CODES.get(lease.status, ERR_LEASE_RETURNED)
+            message = (
+                f"the number lies above the mark the lease was closed at ({lease.status}); "
+                "a supervisor reviews it"
+            )
             details = {"lease_id": lease.id, "high_water": lease.high_water}
-            return self._quarantine(e, text, ERR_LEASE_RETURNED, message, details, True)
+            return self._quarantine(e, text, code, message, details, True, lease.id)
+        flags = self._clock_flags(e, lease)
+        if flags and e.type == L.ISSUED and WAIVE_CLOCK not in self.waive:
+            message = (
+                f"the line PC's clock was off when it issued this serial ({', '.join(flags)}); "
+                "its production date may be wrong"
+            )
+            details = {"occurred_at": e.occurred_at, "lease_id": lease.id}
+            return self._quarantine(e, text, ERR_CLOCK_SKEW, message, details, True, lease.id)
         current = self.view.states.get(text)
+        if current == L.RETIRED:
+            message = "this serial was retired after review; the event is kept for review"
+            return self._quarantine(e, text, ERR_SERIAL_RETIRED, message, {}, False, lease.id)
         if e.type == L.ISSUED and current is not None:
             message = "this serial was issued before by another event"
-            return self._quarantine(e, text, ERR_DUPLICATE_SERIAL, message, {}, True)
+            return self._quarantine(e, text, ERR_DUPLICATE_SERIAL, message, {}, True, lease.id)
         if current is None and L.needs_known_serial(e.type):
             message = "the issued event of this serial has not arrived yet"
             return EventResult(e.event_id, RETRY, ERR_AWAITING_ISSUE, message)
         try:
-            new_state = L.next_state(current, e.type)
             if e.type == L.LINKED:
                 L.check_link_context(serial.scope.ptype, e.data)
+            if current == L.RECALLED and e.type in _RECORDED_WHILE_RECALLED:
+                new_state = L.RECALLED  # the facts of a recalled product are still recorded
+            else:
+                new_state = L.next_state(current, e.type)
         except ProtocolError as exc:
             return EventResult(e.event_id, REJECTED, exc.code, exc.message)
-        self._accept(e, serial, lease, current, new_state)
+        if current is None and e.work_order in self.view.recalled_orders:
+            new_state = L.RECALLED
+        self._accept(e, serial, lease, current, new_state, ",".join(flags) or None)
+        if closed:
+            marks = self.writes.raised_marks
+            marks[lease.id] = max(marks.get(lease.id, 0), serial.seq)
         return EventResult(e.event_id, ACCEPTED)
 
     def _accept(
-        self, e: Event, serial: StandardSerial, lease: Row[Any], current: str | None, new_state: str
+        self,
+        e: Event,
+        serial: StandardSerial,
+        lease: Row[Any],
+        current: str | None,
+        new_state: str,
+        flags: str | None,
     ) -> None:
         text = serial.text
-        self._event_row(e, text, ACCEPTED, None)
+        outcome = RELEASED if self.replay else ACCEPTED
+        self._event_row(e, text, outcome, None, lease.id, flags)
         self.view.states[text] = new_state
         prints = 1 if e.type == L.PRINTED else 0
         reprints = 1 if e.type == L.REPRINTED else 0
+        links = _links(e)
         if current is None:
             self.writes.new_serials[text] = {
                 "serial": text,
@@ -249,6 +368,11 @@ class _Judge:
                 "print_count": 0,
                 "reprint_count": 0,
                 "last_event_id": e.event_id,
+                # a serial pre-generated for a job ticket is reserved for it from the start
+                "job_ticket": _text_value(e.data.get("job_ticket")),
+                "token": None,
+                "linked_work_order": None,
+                "linked_at": None,
             }
             return
         row = self.writes.new_serials.get(text)
@@ -256,18 +380,66 @@ class _Judge:
             row.update(state=new_state, last_event_id=e.event_id)
             row["print_count"] += prints
             row["reprint_count"] += reprints
+            if links:
+                row.update({k: v for k, v in links.items() if v is not None})
+                row["linked_at"] = parse_ts(e.occurred_at)
             return
         update = self.writes.updates.setdefault(
-            text, {"b_serial": text, "b_prints": 0, "b_reprints": 0}
+            text,
+            {
+                "b_serial": text,
+                "b_prints": 0,
+                "b_reprints": 0,
+                "b_jt": None,
+                "b_tk": None,
+                "b_wo": None,
+                "b_linked": None,
+            },
         )
         update.update(b_state=new_state, b_event=e.event_id)
         update["b_prints"] += prints
         update["b_reprints"] += reprints
+        if links:
+            for column, key in (
+                ("job_ticket", "b_jt"),
+                ("token", "b_tk"),
+                ("linked_work_order", "b_wo"),
+            ):
+                if links.get(column) is not None:
+                    update[key] = links[column]
+            update["b_linked"] = parse_ts(e.occurred_at)
+
+
+_RECORDED_WHILE_RECALLED = frozenset({L.PRINTED, L.REPRINTED, L.LINKED, L.PACKED, L.SHIPPED})
+
+
+def _text_value(value: object) -> str | None:
+    return value[:64] if isinstance(value, str) and value else None
+
+
+def _links(e: Event) -> dict[str, str | None]:
+    """Return the link targets a `linked` event names, by registry column."""
+    if e.type != L.LINKED:
+        return {}
+    return {column: _text_value(e.data.get(key)) for key, column in _LINK_FIELDS}
 
 
 def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
     if writes.events:
         conn.execute(T.events.insert(), writes.events)
+    if writes.event_updates:
+        conn.execute(
+            T.events.update()
+            .where(T.events.c.event_id == sa.bindparam("b_id"))
+            .values(
+                outcome=sa.bindparam("b_outcome"),
+                code=sa.bindparam("b_code"),
+                lease_id=sa.func.coalesce(
+                    sa.bindparam("b_lease", type_=sa.String), T.events.c.lease_id
+                ),
+            ),
+            writes.event_updates,
+        )
     if writes.new_serials:
         conn.execute(
             T.registry.insert(), [writes.new_serials[k] for k in sorted(writes.new_serials)]
@@ -282,16 +454,29 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
                 last_event_id=sa.bindparam("b_event"),
                 print_count=reg.print_count + sa.bindparam("b_prints"),
                 reprint_count=reg.reprint_count + sa.bindparam("b_reprints"),
+                job_ticket=sa.func.coalesce(sa.bindparam("b_jt", type_=sa.String), reg.job_ticket),
+                token=sa.func.coalesce(sa.bindparam("b_tk", type_=sa.String), reg.token),
+                linked_work_order=sa.func.coalesce(
+                    sa.bindparam("b_wo", type_=sa.String), reg.linked_work_order
+                ),
+                linked_at=sa.func.coalesce(sa.bindparam("b_linked", type_=T.TS), reg.linked_at),
                 updated_at=now,
             ),
             [writes.updates[k] for k in sorted(writes.updates)],  # one lock order everywhere
         )
     if writes.quarantine:
         conn.execute(T.quarantine.insert(), writes.quarantine)
+    for lease_id, seq in sorted(writes.raised_marks.items()):
+        raise_mark(conn, lease_id, seq)
 
 
 def ingest_batch(
-    store: Store, keyring: Keyring, agent: AgentRef, items: list[BatchItem], now: dt.datetime
+    store: Store,
+    keyring: Keyring,
+    agent: AgentRef,
+    items: list[BatchItem],
+    now: dt.datetime,
+    tolerance: dt.timedelta = dt.timedelta(minutes=5),
 ) -> IngestReport:
     """Judge and record a decoded batch; return one result per item, in order."""
     parsed: dict[str, StandardSerial] = {}
@@ -307,7 +492,7 @@ def ingest_batch(
     with store.write() as conn:
         # Serialise one agent's batches on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
         conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
-        judge = _Judge(agent, keyring, _read_view(conn, agent, events, parsed), now)
+        judge = _Judge(agent, keyring, _read_view(conn, agent, events, parsed), now, tolerance)
         for item in items:
             if item.event is None:
                 assert item.error is not None
@@ -321,3 +506,75 @@ def ingest_batch(
     for item, result in zip(items, results, strict=True):
         counts[(item.event.type if item.event else "unknown", result.status)] += 1
     return IngestReport(results, counts)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An event to apply again after review: stored already, or made by central now."""
+
+    agent: AgentRef
+    event: Event
+    stored: bool = True  # False: made by central now (kept out of the agent's digests)
+
+
+def replay_events(
+    conn: Connection,
+    keyring: Keyring,
+    replays: list[Replay],
+    now: dt.datetime,
+    tolerance: dt.timedelta = dt.timedelta(minutes=5),
+) -> list[EventResult]:
+    """Apply released events in order with every review waiver, inside the caller's transaction.
+
+    An event that still cannot apply (another rule than the waived ones, or an earlier fact
+    missing) is marked `superseded` with its code; nothing goes back to quarantine.
+    """
+    if not replays:
+        return []
+    events = [r.event for r in replays]
+    parsed: dict[str, StandardSerial | ProtocolError] = {}
+    ok: dict[str, StandardSerial] = {}
+    for e in events:
+        try:
+            parsed[e.serial] = ok[e.serial] = parse(e.serial)
+        except ProtocolError as exc:
+            parsed[e.serial] = exc
+    view = _read_view(conn, replays[0].agent, events, ok)
+    view.seen.difference_update(e.event_id for e in events)
+    writes = _Writes()
+    judges: dict[str, _Judge] = {}
+    waive = frozenset({WAIVE_HOLD, WAIVE_CLOSED, WAIVE_CLOCK})
+    results: dict[int, EventResult] = {}
+    pending = list(range(len(replays)))
+    # Passes until nothing more applies: the order the events are stored in cannot be
+    # trusted (the agent's clock was off), so an event waiting for an earlier fact (a print
+    # before its issue) gets another pass once that fact applied.
+    while pending:
+        waiting = []
+        for i in pending:
+            r = replays[i]
+            judge = judges.get(r.agent.id)
+            if judge is None:
+                judge = judges[r.agent.id] = _Judge(r.agent, keyring, view, now, tolerance, waive)
+                judge.writes = writes
+            judge.replay = r.stored
+            judge.central_made = not r.stored
+            result = judge.judge(r.event, parsed[r.event.serial])
+            results[i] = result
+            if result.status in (RETRY, REJECTED):
+                waiting.append(i)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+    for i in pending:
+        if replays[i].stored:
+            writes.event_updates.append(
+                {
+                    "b_id": replays[i].event.event_id,
+                    "b_outcome": SUPERSEDED,
+                    "b_code": results[i].code,
+                    "b_lease": None,
+                }
+            )
+    _write(conn, writes, now)
+    return [results[i] for i in range(len(replays))]

@@ -62,7 +62,8 @@ def lease_expiry(prod_date: dt.date, timezone: str, grace_days: int) -> dt.datet
     return local_end.astimezone(dt.UTC)
 
 
-def _grant_of(row: Row[Any], keyring: Keyring) -> LeaseGrant:
+def grant_of(row: Row[Any], keyring: Keyring) -> LeaseGrant:
+    """Return a lease as granted to its agent, with its derived key."""
     return LeaseGrant(
         lease_id=row.id,
         scope=Scope.from_key(row.scope_key),
@@ -125,7 +126,7 @@ def grant_lease(
             )
         ).first()
         if earlier is not None:
-            return LeaseResponse(req.request_id, req.size, (_grant_of(earlier, keyring),))
+            return LeaseResponse(req.request_id, req.size, (grant_of(earlier, keyring),))
         _check_scope(conn, agent, req, config, now)
         version = active_key_version(conn)
         if version is None:
@@ -183,7 +184,7 @@ def grant_lease(
             )
         )
         row = conn.execute(sa.select(T.leases).where(T.leases.c.id == lease_id)).one()
-    return LeaseResponse(req.request_id, req.size, (_grant_of(row, keyring),))
+    return LeaseResponse(req.request_id, req.size, (grant_of(row, keyring),))
 
 
 def allowed_serials(quantity: int, overage_pct: float) -> int:
@@ -311,6 +312,24 @@ def close_lease(conn: Connection, lease: Row[Any], status: str, now: dt.datetime
             )
         )
     return mark
+
+
+def raise_mark(conn: Connection, lease_id: str, seq: int) -> None:
+    """Count number `seq` of a closed lease as used after all (a reviewer released it).
+
+    The lease's mark rises to it and its recorded gap starts above it, so every number is
+    still accounted for exactly once.
+    """
+    lease, gap = T.leases.c, T.gaps.c
+    conn.execute(
+        T.leases.update().where(lease.id == lease_id, lease.high_water < seq).values(high_water=seq)
+    )
+    conn.execute(
+        T.gaps.update()
+        .where(gap.lease_id == lease_id, gap.first_seq <= seq)
+        .values(first_seq=seq + 1)
+    )
+    conn.execute(T.gaps.delete().where(gap.lease_id == lease_id, gap.first_seq > gap.last_seq))
 
 
 def record_marks(conn: Connection, agent_id: str, marks: dict[str, int], now: dt.datetime) -> None:

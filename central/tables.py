@@ -226,6 +226,9 @@ events = sa.Table(
     sa.Column("code", sa.String(40)),
     # clock findings about occurred_at ("future", "before_lease"), comma-separated
     sa.Column("clock_flags", sa.String(64)),
+    # agent: delivered by the agent (part of its reconcile digests); central: made by central
+    # itself after a review (e.g. the `issued` fact of a number whose facts were lost)
+    sa.Column("origin", sa.String(8), nullable=False, server_default="agent"),
     sa.Index(None, "serial"),
     sa.Index(None, "lease_id", "agent_id"),
 )

@@ -43,6 +43,7 @@ _STATE_VERDICT = {
     L.VOIDED: VOIDED,
     L.DECOMMISSIONED: VOIDED,
     L.DESTROYED: VOIDED,
+    L.RETIRED: VOIDED,
     L.RECALLED: RECALLED,
 }
 
@@ -151,8 +152,9 @@ def verify_code(
         if under_review is not None:
             return Verification(text, UNDER_REVIEW, mode=mode)
     if reg is None:
-        if lease.status == "returned" and serial.seq > (lease.high_water or 0):
-            return Verification(text, UNKNOWN, mode=mode)  # in the returned, unused tail
+        if lease.status != "active" and serial.seq > (lease.high_water or 0):
+            # in the unused tail of a returned, expired or revoked lease: never handed out
+            return Verification(text, UNKNOWN, mode=mode)
         return Verification(text, PENDING, mode=mode, details=_details(tenant, serial, None))
     verdict = _STATE_VERDICT.get(reg.state, GENUINE)
     return Verification(text, verdict, mode=mode, details=_details(tenant, serial, reg, mode))

@@ -41,7 +41,10 @@ _COLUMNS: dict[str, list[sa.Column[object]]] = {
         sa.Column("digest_ok", sa.Boolean),
         sa.Column("resend_requested_at", TS),
     ],
-    "events": [sa.Column("clock_flags", sa.String(64))],
+    "events": [
+        sa.Column("clock_flags", sa.String(64)),
+        sa.Column("origin", sa.String(8), nullable=False, server_default="agent"),
+    ],
     "registry": [
         sa.Column("job_ticket", sa.String(64)),
         sa.Column("token", sa.String(64)),
