@@ -95,13 +95,6 @@ def authenticate() -> None:
             conn.execute(T.agents.update().where(T.agents.c.id == row.id).values(last_seen_at=now))
 
 
-@bp.after_request
-def stamp_time(response: Response) -> Response:
-    """Tell the agent central's clock on every answer, errors included (it measures skew)."""
-    response.headers["X-LineLedger-Time"] = format_ts(utcnow())
-    return response
-
-
 @bp.post("/enroll")
 def enroll() -> tuple[dict[str, Any], int]:
     """Trade a one-time enrollment code for an agent id and bearer token."""
