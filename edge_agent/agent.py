@@ -16,7 +16,7 @@ import requests
 
 from edge_agent import alerts
 from edge_agent.client import CentralClient
-from edge_agent.clock import REFUSE, SYSTEM, Clock, ClockReading, ClockSources, describe, state_of
+from edge_agent.clock import REFUSE, Clock, ClockReading, ClockSources, describe, state_of
 from edge_agent.config import EdgeConfig
 from edge_agent.errors import (
     ERR_AGENT_REVOKED,
@@ -78,7 +78,7 @@ class Agent:
         self,
         config: EdgeConfig,
         session: requests.Session | None = None,
-        clock_sources: ClockSources = SYSTEM,
+        clock_sources: ClockSources | None = None,
     ) -> None:
         self.config = config
         self.store = EdgeStore(config.home_path)
@@ -125,7 +125,12 @@ class Agent:
         """Return a new client for central (for a thread of its own); the caller closes it."""
         ident = self.identity()
         client = CentralClient(
-            ident.central_url, ident.token, timeout, session, boot_id=self.clock.boot_id
+            ident.central_url,
+            ident.token,
+            timeout,
+            session,
+            boot_id=self.clock.boot_id,
+            clock=self.clock.sources,
         )
         client.on_clock = self.on_clock_reading
         client.on_answer = self.on_central_answer

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from edge_agent.clock import TIME_HEADER, ClockReading, Instant, measure
+from edge_agent.clock import TIME_HEADER, ClockReading, ClockSources, Instant, measure
 from edge_agent.errors import CentralRefused, CentralUnreachable
 from protocol.errors import ProtocolError
 from protocol.events import Event, EventResult, decode_results, encode_batch
@@ -41,8 +41,10 @@ class CentralClient:
         timeout: float,
         session: requests.Session | None = None,
         boot_id: str | None = None,
+        clock: ClockSources | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.clock = clock
         self.token = token
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -64,7 +66,7 @@ class CentralClient:
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        sent = Instant.take()
+        sent = Instant.take(self.clock)
         try:
             resp = self.session.request(
                 method,
@@ -77,7 +79,7 @@ class CentralClient:
             raise CentralUnreachable(
                 f"{self.base_url} did not answer: {type(exc).__name__}"
             ) from None
-        received = Instant.take()
+        received = Instant.take(self.clock)
         stamp = resp.headers.get(TIME_HEADER)
         if stamp is not None and self.on_clock is not None:
             reading = measure(stamp, sent, received, self.boot_id)

@@ -56,7 +56,12 @@ class ClockSources:
     boot_id: Callable[[], str | None] = _boot_id
 
 
-SYSTEM = ClockSources()
+SYSTEM = ClockSources()  # read at call time, so a test can put a PC's clock off
+
+
+def system() -> ClockSources:
+    """Return the clock sources in use (the system's, unless a test replaced them)."""
+    return SYSTEM
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,9 @@ class Instant:
     boot: float | None
 
     @classmethod
-    def take(cls, sources: ClockSources = SYSTEM) -> Instant:
+    def take(cls, sources: ClockSources | None = None) -> Instant:
         """Read both clocks now."""
+        sources = sources or system()
         return cls(sources.wall(), sources.since_boot())
 
 
@@ -152,9 +158,9 @@ def describe(offset: float) -> str:
 class Clock:
     """Corrected time for one agent; cheap to read, updated by every new reading."""
 
-    def __init__(self, reading: ClockReading | None, sources: ClockSources = SYSTEM) -> None:
-        self.sources = sources
-        self._boot_id = sources.boot_id()
+    def __init__(self, reading: ClockReading | None, sources: ClockSources | None = None) -> None:
+        self.sources = sources or system()
+        self._boot_id = self.sources.boot_id()
         self._lock = threading.Lock()
         # (reading, central time at boot clock 0 for this boot, offset): swapped as one value
         # so a reader in another thread never sees half of an update.
