@@ -252,7 +252,7 @@ class Agent:
             alerts.raise_alert(
                 conn,
                 alerts.AGENT_REVOKED,
-                f"this line PC was revoked by central ({value['message']}). {REVOKED_ADVICE}",
+                f"central revoked this line PC; central said: {value['message']}. {REVOKED_ADVICE}",
                 stamp,
                 value,
             )

@@ -84,7 +84,8 @@ def check_standing(agent: Agent, conn: sqlite3.Connection) -> None:
             said = ""
         raise EdgeError(
             ERR_AGENT_REVOKED,
-            f"this line PC was revoked by central ({said or 'no reason given'}). {REVOKED_ADVICE}",
+            f"central revoked this line PC; central said: {said or 'no reason given'}. "
+            f"{REVOKED_ADVICE}",
         )
     cfg = agent.config
     offset = agent.clock.offset()
