@@ -92,7 +92,7 @@ class CentralClient:
                 raise CentralUnreachable(f"{self.base_url} sent an oversized answer")
             try:
                 data = resp.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested beyond reason
                 raise CentralUnreachable(
                     f"{self.base_url} answered with no JSON "
                     f"(HTTP {resp.status_code}); is it a LineLedger "

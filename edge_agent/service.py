@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,7 @@ class Service:
         self.last_errors: dict[str, str] = {}
         self._server: BackgroundServer | None = None
         self._last_marks = 0.0
+        self._reconcile_wanted = threading.Event()
         self.operator_url = ""
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -67,24 +69,33 @@ class Service:
             self._reconcile_soon()
 
     def _reconcile_soon(self) -> None:
-        """Run the full reconcile now (the outbox caught up after being behind)."""
+        """Run the full reconcile now (the outbox caught up after being behind).
+
+        A reconcile running at this moment read its view before the catch-up ended, so it
+        runs once more when it is done (the flag), rather than being skipped.
+        """
+        self._reconcile_wanted.set()
         job = self.scheduler.get_job("reconcile")
         if job is not None:
             job.modify(next_run_time=dt.datetime.now(dt.UTC))
 
     def _reconcile(self) -> None:
-        if self.agent.revoked() is not None:
-            return
-        report = reconcile.reconcile(self.agent)
-        if report.resent or report.again:
-            # Events go out again: once they are delivered, reconcile again to confirm them.
-            self.sync.behind = True
-        log.info(
-            "reconciled %d leases: %d confirmed, %d events sent again",
-            report.leases,
-            report.confirmed,
-            report.resent,
-        )
+        while True:
+            self._reconcile_wanted.clear()
+            if self.agent.revoked() is not None:
+                return
+            report = reconcile.reconcile(self.agent)
+            if report.resent or report.again:
+                # Events go out again: once they are delivered, reconcile again to confirm.
+                self.sync.behind = True
+            log.info(
+                "reconciled %d leases: %d confirmed, %d events sent again",
+                report.leases,
+                report.confirmed,
+                report.resent,
+            )
+            if not self._reconcile_wanted.is_set():
+                return
 
     def _marks(self) -> None:
         """Report high-water marks when numbers were used since (or once a minute)."""
