@@ -127,7 +127,7 @@ def _read_token() -> str:
 
 @click.command(
     "set-token",
-    epilog=example("lineledger-central agent rotate-token ... | lineledger-edge set-token"),
+    epilog=example("lineledger-edge set-token < new-token.txt   (or paste it, then Ctrl-D)"),
 )
 @pass_ctx
 @friendly
