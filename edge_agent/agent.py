@@ -187,10 +187,19 @@ class Agent:
                     conn, alerts.CLOCK_OVERRIDE, "the clock is within the limit again", stamp
                 )
 
+    def _meta_object(self, key: str) -> dict[str, Any] | None:
+        raw = self.store.get_meta(key)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        return value if isinstance(value, dict) else {"message": "(unreadable record)"}
+
     def clock_override(self) -> dict[str, Any] | None:
         """Return the supervisor's clock override, if one is in force."""
-        value = self.store.get_meta_json(OVERRIDE_KEY)
-        return value if isinstance(value, dict) else None
+        return self._meta_object(OVERRIDE_KEY)
 
     def set_clock_override(self, reason: str, by: str) -> dict[str, Any]:
         """Let issuing go on despite a clock beyond the limit (a supervisor's decision)."""
@@ -225,8 +234,7 @@ class Agent:
 
     def revoked(self) -> dict[str, Any] | None:
         """Return what central said when it revoked this agent (None: not revoked)."""
-        value = self.store.get_meta_json(REVOKED_KEY)
-        return value if isinstance(value, dict) else None
+        return self._meta_object(REVOKED_KEY)
 
     def on_central_answer(self, status: int, code: str | None, message: str) -> None:
         """Learn from any answer that central revoked, refused or accepted this agent."""

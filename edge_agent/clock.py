@@ -146,8 +146,9 @@ def state_of(offset: float | None, warn_seconds: float, limit_seconds: float) ->
 def describe(offset: float) -> str:
     """Return an offset as a person reads it: '2 h 5 min behind central'."""
     size = abs(offset)
-    if size >= 3600:
-        text = f"{int(size // 3600)} h {int(size % 3600 // 60)} min"
+    if size >= 3600 - 30:
+        minutes = round(size / 60)
+        text = f"{minutes // 60} h {minutes % 60} min"
     elif size >= 60:
         text = f"{int(size // 60)} min {int(size % 60)} s"
     else:

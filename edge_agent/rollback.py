@@ -143,6 +143,12 @@ def _apply_verdict(
         "reported_at = ? WHERE lease_id = ?",
         (verdict.status, mine if mine is not None else 0, stamp, lease_id),
     )
+    if verdict.status == "unknown" and lease["status"] not in OPEN_HERE:
+        # Nothing central could ever confirm: stop reporting it (its alert was raised).
+        conn.execute(
+            "UPDATE leases SET settled_at = COALESCE(settled_at, ?) WHERE lease_id = ?",
+            (stamp, lease_id),
+        )
     if lease["status"] not in OPEN_HERE:
         return
     used = max(lease["first_seq"] - 1, lease["next_seq"] - 1, central)

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 import time
 
 import pytest
@@ -121,7 +122,7 @@ def test_a_clock_hours_off_refuses_to_issue_until_a_supervisor_overrides(agents,
     status = json.loads(edge(home, "status").stdout)
     assert status["clock"]["state"] == "refuse"
     assert status["clock"]["offset_s"] == pytest.approx(7200, abs=15)
-    assert "2 h" in status["clock"]["message"] and "behind" in status["clock"]["message"]
+    assert re.search(r"\b[12] h \d+ min behind central", status["clock"]["message"])
     assert [a["kind"] for a in status["alerts"]] == ["clock_skew"]
     result = edge(home, "issue", "--work-order", "WO-HAT-1")
     assert result.exit_code == 1 and "ERR_CLOCK_SKEW" in result.output
@@ -214,16 +215,29 @@ def test_the_override_ends_when_the_clock_is_fixed(agents, pc_clock):
     assert alerts.open_counts(agent.store.conn()) == {}
 
 
-def test_readings_are_written_only_when_they_change(agents, pc_clock):
-    pc_clock(0)
+def test_readings_are_written_only_when_they_change(agents):
     agent = agents.enroll()
-    client = agent.client()
-    client.ping()
-    first = agent.store.get_meta("clock")
-    for _ in range(5):
-        client.ping()
-    assert agent.store.get_meta("clock") == first  # same offset, within a minute: no write
-    assert agent.clock.reading is not None and agent.clock.reading.to_json() != first
+    base = agent.clock.reading
+    assert base is not None  # enrolling measured it
+
+    def reading(offset, later=0.0):
+        return ClockReading(
+            offset, 0.01, base.central_at + later, base.wall_at + later, None, base.boot_id
+        )
+
+    def saved():
+        return ClockReading.from_json(agent.store.get_meta("clock"))
+
+    agent.on_clock_reading(reading(base.offset + 0.5, later=1))
+    assert saved() == base  # the same offset within a minute: no write
+    assert agent.clock.reading == reading(base.offset + 0.5, later=1)  # but it is used
+    agent.on_clock_reading(reading(base.offset + 2.0, later=2))
+    assert saved() == reading(base.offset + 2.0, later=2)  # it moved: written
+    agent.on_clock_reading(reading(base.offset + 2.0, later=70))
+    assert saved() == reading(base.offset + 2.0, later=70)  # a minute later: written again
+    agent.on_clock_reading(reading(base.offset + 200, later=71))  # now beyond the tolerance
+    assert saved().offset == base.offset + 200
+    assert alerts.open_counts(agent.store.conn()) == {"clock_skew": 1}
 
 
 def test_central_records_the_offset_the_agent_reports(agents, pc_clock, tenant):

@@ -180,6 +180,9 @@ def test_leases_central_closed_or_does_not_know_are_closed_here(agents, tenant):
     assert set(statuses.values()) == {"closed"}
     kinds = sorted(a["kind"] for a in alerts.list_alerts(agent.store.conn()))
     assert kinds == ["lease_closed", "lease_unknown"]  # the HAT lease was used above 0
+    reconcile.reconcile(agent)  # reported once more, then no more: central cannot confirm it
+    assert "not-from-this-central" not in {v.lease_id for v in reconcile.snapshot(agent)}
+    assert len(alerts.list_alerts(agent.store.conn())) == 2  # raised once, not again
     # Issuing goes on from fresh leases.
     fresh = Issuer(agent)
     from edge_agent import pool
