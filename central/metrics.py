@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from central import tables as T
+from central.agent_metrics import AgentGauges
 from central.db import Store
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.5, 1.0, 2.5)
@@ -97,6 +98,7 @@ class Metrics:
         )
         self.http_errors = Counter("http_errors", "Error answers by code", ["code"], registry=r)
         r.register(_StoreGauges(store))
+        r.register(AgentGauges(store))
 
     def record_ingest(self, counts: Any, codes: list[str | None]) -> None:
         """Count an ingested batch by type/result and the reference's error counters."""

@@ -231,3 +231,21 @@ def test_hostile_reconcile_bodies_get_a_clear_error(client, tenant, body):
     )
     assert resp.status_code == 400, resp.json
     assert resp.json["ok"] is False and resp.json["error"]["code"].startswith("ERR_")
+
+
+def test_each_lines_last_report_is_in_metrics(app, client, tenant):
+    h = tenant.enroll("LINE-7")
+    req = ReconcileRequest(
+        "marks",
+        (),
+        outbox={"pending": 12, "dead": 1, "oldest_pending_age_s": 95.5},
+        clock_offset_ms=-2500,
+    )
+    reconcile(client, h, req)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'agent_outbox_pending{line="LINE-7",org="MA01"} 12.0' in text
+    assert 'agent_outbox_dead{line="LINE-7",org="MA01"} 1.0' in text
+    assert 'agent_outbox_pending_age_seconds{line="LINE-7",org="MA01"} 95.5' in text
+    assert 'agent_clock_offset_seconds{line="LINE-7",org="MA01"} -2.5' in text
+    assert 'agent_revoked{line="LINE-7",org="MA01"} 0.0' in text
+    assert 'agent_last_seen_timestamp_seconds{line="LINE-7",org="MA01"}' in text
