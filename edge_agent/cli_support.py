@@ -14,7 +14,7 @@ import click
 from edge_agent import pool, rollback
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig, load_config
-from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+from edge_agent.errors import ERR_AGENT_REVOKED, CentralRefused, CentralUnreachable, EdgeError
 from protocol.errors import CodedError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,6 +93,8 @@ def know_work_order(agent: Agent, work_order: str) -> None:
 
 def prepare_pool(agent: Agent, work_order: str, count: int) -> None:
     """Top the pool up for a run of `count` labels while central is reachable."""
+    if agent.revoked() is not None:
+        return  # central refuses every lease; the issuer says why
     wo = agent.work_order(work_order)
     ident = agent.identity()
     scope = pool.scope_for(ident, wo, pool.production_date(ident, agent.now()))
@@ -117,7 +119,8 @@ def start_guard(agent: Agent) -> None:
     except CentralUnreachable:
         return
     except CentralRefused as exc:
-        if exc.status != 404:
+        # 404: an older central without reconcile. Revoked: the issuer says so itself.
+        if exc.status != 404 and exc.code != ERR_AGENT_REVOKED:
             say(f"central refused the high-water report: {exc.code}: {exc.message}")
         return
     for lease_id, (first, last) in report.skipped.items():

@@ -54,6 +54,7 @@ def test_a_revoked_agent_refuses_to_issue_and_keeps_its_events(agents, tenant):
     assert result.exit_code == 1
     assert "ERR_AGENT_REVOKED" in result.output and "PC stolen from line 1" in result.output
     assert "reinstate" in result.output  # it says what to do
+    assert result.output.count("ERR_") == 1  # one clear line, no noise before it
     status = json.loads(edge(home, "status").stdout)
     assert "PC stolen from line 1" in status["revoked"]["central_said"]
     assert "revoked by central" in status["revoked"]["message"]
