@@ -5,28 +5,37 @@ Output meant for programs goes to stdout as JSON; messages for people go to stde
 
 from __future__ import annotations
 
-import functools
 import gc
 import getpass
 import ipaddress
-import json
 import logging
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from zeroconf import InterfaceChoice
 
 from edge_agent import odometer, outbox, pool
 from edge_agent.agent import Agent
+from edge_agent.cli_guard import GUARD_COMMANDS
+from edge_agent.cli_links import LINK_COMMANDS
+
+# The helpers live in cli_support (shared with the other command modules); the commands
+# below keep their old names.
+from edge_agent.cli_support import EXIT_PRINTER, EXIT_UNREACHABLE, pass_ctx, start_guard
+from edge_agent.cli_support import Ctx as _Ctx
+from edge_agent.cli_support import emit as _emit
+from edge_agent.cli_support import example as _example
+from edge_agent.cli_support import friendly as _friendly
+from edge_agent.cli_support import prepare_pool as _prepare_pool
+from edge_agent.cli_support import say as _say
 from edge_agent.client import CentralClient
-from edge_agent.config import EdgeConfig, load_config
+from edge_agent.config import load_config
 from edge_agent.errors import (
     ERR_ALREADY_ENROLLED,
     ERR_NO_PRINTER,
@@ -38,6 +47,7 @@ from edge_agent.errors import (
 )
 from edge_agent.issuing import Issuer, void_serial
 from edge_agent.labels import label_for, preview_for
+from edge_agent.marks import MarksReporter
 from edge_agent.printing import (
     PrintQueue,
     confirm_job,
@@ -52,64 +62,9 @@ from edge_agent.status import build_status
 from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
 from printers.render import render_label
 from printers.urls import parse_printer_url
-from protocol.errors import CodedError
 from protocol.messages import EnrollRequest
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_UNREACHABLE = 2
-EXIT_PRINTER = 3
 SETTLE_SECONDS = 30.0
-
-
-def _example(text: str) -> str:
-    return "\b\nExample:\n  " + text
-
-
-def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def _say(text: str) -> None:
-    click.echo(text, err=True)
-
-
-def _friendly(fn: F) -> F:
-    """Turn agent errors into one-line CLI errors (exit status 1)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CodedError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from None
-        except OSError as exc:
-            raise click.ClickException(f"ERR_IO: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class _Ctx:
-    def __init__(self, home: str) -> None:
-        self.home = home
-        self._agent: Agent | None = None
-
-    @property
-    def config(self) -> EdgeConfig:
-        return load_config(self.home)
-
-    @property
-    def agent(self) -> Agent:
-        if self._agent is None:
-            self._agent = Agent(self.config)
-        return self._agent
-
-    def close(self) -> None:
-        if self._agent is not None:
-            self._agent.close()
-
-
-pass_ctx = click.make_pass_decorator(_Ctx)
 
 
 @click.group(epilog=_example("lineledger-edge --home /var/lib/lineledger-edge status"))
@@ -191,20 +146,6 @@ def _odometer_gate(agent: Agent, printer_url: str) -> None:
     odometer.refuse_if_held(agent, printer_url)
 
 
-def _prepare_pool(agent: Agent, work_order: str, count: int) -> None:
-    """Top the pool up for a run of `count` labels while central is reachable."""
-    wo = agent.work_order(work_order)
-    ident = agent.identity()
-    scope = pool.scope_for(ident, wo, pool.production_date(ident, agent.now()))
-    try:
-        pool.top_up(agent, scope, need=count)
-    except CentralUnreachable:
-        left = pool.remaining(agent.store.conn(), scope.key)
-        _say(f"central is unreachable: issuing from the {left} numbers of {scope.key} on hand")
-    except CentralRefused as exc:
-        _say(f"central refused a top-up of {scope.key}: {exc.code}: {exc.message}")
-
-
 @main.command(
     epilog=_example(
         "lineledger-edge issue --work-order WO-1001 --count 10 --print --printer tcp://10.0.0.7:9100"
@@ -236,20 +177,23 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
             agent.refresh_config()
         except (CentralUnreachable, CentralRefused):
             pass
+    start_guard(agent)
     _prepare_pool(agent, work_order, count)
     issuer = Issuer(agent)
     jobs: list[int] = []
-    for done in range(count):
-        try:
-            issued = issuer.issue(work_order, printer_url=printer_url)
-        except EdgeError as exc:
-            if exc.code != ERR_POOL_EMPTY:
-                raise
-            _prepare_pool(agent, work_order, count - done)  # online: top up and go on
-            issued = issuer.issue(work_order, printer_url=printer_url)
-        if issued.print_job is not None:
-            jobs.append(issued.print_job)
-        _emit(issued.to_dict())
+    with MarksReporter(agent) as reporter:
+        for done in range(count):
+            try:
+                issued = issuer.issue(work_order, printer_url=printer_url)
+            except EdgeError as exc:
+                if exc.code != ERR_POOL_EMPTY:
+                    raise
+                _prepare_pool(agent, work_order, count - done)  # online: top up and go on
+                issued = issuer.issue(work_order, printer_url=printer_url)
+            reporter.issued()
+            if issued.print_job is not None:
+                jobs.append(issued.print_job)
+            _emit(issued.to_dict())
     if printer_url and jobs:
         _print_jobs(agent, printer_url, jobs)
 
@@ -602,3 +546,7 @@ def _login_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+for _command in (*GUARD_COMMANDS, *LINK_COMMANDS):
+    main.add_command(_command)

@@ -53,6 +53,15 @@ class EdgeConfig:
     odometer_check: bool = True
     odometer_tolerance: int = 0
     odometer_recheck_seconds: float = 300.0  # ask a printer that stayed silent again after this
+    clock_warn_seconds: float = 120.0  # warn the operator beyond this clock offset
+    clock_limit_seconds: float = 3600.0  # refuse to issue beyond this (ERR_CLOCK_SKEW)
+    # High-water-mark reports while central is reachable: after this many serials or this many
+    # seconds with unreported serials, whichever comes first, and at the end of every `issue`.
+    marks_report: bool = True
+    marks_every: int = 50
+    marks_seconds: float = 5.0
+    guard_timeout: float = 2.0  # the rollback guard's exchange at the start of `issue`
+    reconcile_interval: float = 3600.0  # full reconcile in `run` (also at start, after catch-up)
 
     @property
     def home_path(self) -> Path:
@@ -108,4 +117,10 @@ def load_config(
         raise EdgeError(ERR_CONFIG, "odometer_tolerance and odometer_recheck_seconds must be >= 0")
     if not 1 <= config.sync_batch <= 1000:
         raise EdgeError(ERR_CONFIG, "sync_batch must be 1..1000")
+    if not 0 < config.clock_warn_seconds <= config.clock_limit_seconds:
+        raise EdgeError(ERR_CONFIG, "need 0 < clock_warn_seconds <= clock_limit_seconds")
+    if config.marks_every < 1 or config.marks_seconds <= 0 or config.guard_timeout <= 0:
+        raise EdgeError(ERR_CONFIG, "marks_every, marks_seconds and guard_timeout must be > 0")
+    if config.reconcile_interval < 60:
+        raise EdgeError(ERR_CONFIG, "reconcile_interval is at least 60 seconds")
     return config
