@@ -49,7 +49,7 @@ def test_a_disk_that_fills_up_while_issuing(small_disk, make_agent, evidence, db
     before, _ = agent.issue(20)
     with agent.service():  # the line's service syncs all along, on the same disk
         wait_drained([agent])
-        disk.fill(leave=600_000)
+        disk.fill(leave=1_000_000)
         serials, out = agent.issue(5000, check=False)
         assert out.returncode == 1, out.stderr
         assert _error_code(out.stderr) == "ERR_DISK_FULL"
