@@ -470,10 +470,12 @@ class FaultProxy:
         resp, eof = answer
         keep = _wants_keep_alive(req) and not eof and not self._stopping
         resp = resp.with_header("Connection", None if keep else "close")
+        with self._lock:  # before sending: a client holding the answer sees it delivered
+            entry.delivered = True
         try:
             client.sendall(resp.to_bytes())
         except OSError:
+            with self._lock:
+                entry.delivered = False
             return False
-        with self._lock:
-            entry.delivered = True
         return keep
