@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from central import tables as T
@@ -42,7 +42,7 @@ class _StoreGauges(Collector):
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         with self.store.read() as conn:
             open_q = conn.execute(
                 sa.select(T.quarantine.c.reason, sa.func.count())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -378,7 +378,7 @@ def outside_leases(conn: Connection, tenant: TenantRef) -> list[Finding]:
             hold=tenant.owns(row.serial),
             evidence_at=as_utc(row.updated_at),
         )
-    for row in conn.execute(
+    for row in conn.execute(  # type: ignore[assignment]
         sa.select(
             r.serial,
             r.scope_key,
@@ -472,7 +472,7 @@ def orphans(
     return findings
 
 
-def _named_links(rows: list[Row[Any]]) -> dict[str, dict[str, set[str]]]:
+def _named_links(rows: Sequence[Any]) -> dict[str, dict[str, set[str]]]:
     """Return, per serial, the link targets its applied events name, by registry column."""
     named: dict[str, dict[str, set[str]]] = {}
     for row in rows:
@@ -490,7 +490,7 @@ def _named_links(rows: list[Row[Any]]) -> dict[str, dict[str, set[str]]]:
     return named
 
 
-def _link_differences(row: Row[Any], named: dict[str, set[str]]) -> dict[str, Any]:
+def _link_differences(row: Any, named: dict[str, set[str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _, column in _LINK_FIELDS:
         have = getattr(row, column)
@@ -592,9 +592,7 @@ def registry_pass(
     return invalid, links
 
 
-def _format_problem(
-    row: Row[Any], keyring: Keyring, keys: dict[str, bytes]
-) -> tuple[str, str] | None:
+def _format_problem(row: Any, keyring: Keyring, keys: dict[str, bytes]) -> tuple[str, str] | None:
     """Return (code, message) if a registry serial no longer parses or authenticates."""
     try:
         serial = parse(row.serial)

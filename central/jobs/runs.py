@@ -171,7 +171,7 @@ def _insert_run(
                 **values,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _read_run(store: Store, run_id: int) -> JobRun:
