@@ -544,24 +544,37 @@ def replay_events(
     writes = _Writes()
     judges: dict[str, _Judge] = {}
     waive = frozenset({WAIVE_HOLD, WAIVE_CLOSED, WAIVE_CLOCK})
-    results = []
-    for r in replays:
-        judge = judges.get(r.agent.id)
-        if judge is None:
-            judge = judges[r.agent.id] = _Judge(r.agent, keyring, view, now, tolerance, waive)
-            judge.writes = writes
-        judge.replay = r.stored
-        judge.central_made = not r.stored
-        result = judge.judge(r.event, parsed[r.event.serial])
-        if result.status in (RETRY, REJECTED) and r.stored:
+    results: dict[int, EventResult] = {}
+    pending = list(range(len(replays)))
+    # Passes until nothing more applies: the order the events are stored in cannot be
+    # trusted (the agent's clock was off), so an event waiting for an earlier fact (a print
+    # before its issue) gets another pass once that fact applied.
+    while pending:
+        waiting = []
+        for i in pending:
+            r = replays[i]
+            judge = judges.get(r.agent.id)
+            if judge is None:
+                judge = judges[r.agent.id] = _Judge(r.agent, keyring, view, now, tolerance, waive)
+                judge.writes = writes
+            judge.replay = r.stored
+            judge.central_made = not r.stored
+            result = judge.judge(r.event, parsed[r.event.serial])
+            results[i] = result
+            if result.status in (RETRY, REJECTED):
+                waiting.append(i)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+    for i in pending:
+        if replays[i].stored:
             writes.event_updates.append(
                 {
-                    "b_id": r.event.event_id,
+                    "b_id": replays[i].event.event_id,
                     "b_outcome": SUPERSEDED,
-                    "b_code": result.code,
+                    "b_code": results[i].code,
                     "b_lease": None,
                 }
             )
-        results.append(result)
     _write(conn, writes, now)
-    return results
+    return [results[i] for i in range(len(replays))]

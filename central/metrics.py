@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from central import tables as T
+from central.agent_metrics import AgentGauges
 from central.db import Store
 from central.jobs import catalog
 from central.jobs.runs import STATUSES, job_status, last_complete, scheduler_status
@@ -195,6 +196,7 @@ class Metrics:
         self.http_errors = Counter("http_errors", "Error answers by code", ["code"], registry=r)
         r.register(_StoreGauges(store))
         r.register(_JobGauges(store))
+        r.register(AgentGauges(store))
 
     def record_ingest(self, counts: Any, codes: list[str | None]) -> None:
         """Count an ingested batch by type/result and the reference's error counters."""

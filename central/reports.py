@@ -240,6 +240,38 @@ _LEASE_COLUMNS = (
 )
 
 
+_TABLE_COLUMNS = (
+    "lease",
+    "scope",
+    "numbers",
+    "status",
+    "used to",
+    "issued",
+    "printed",
+    "voided",
+    "held",
+    "unaccounted",
+    "gap",
+    "unused",
+    "balanced",
+)
+
+
+def _table_row(lease: dict[str, Any]) -> list[str]:
+    return [
+        lease["lease_id"][:13] + "…",
+        lease["scope"],
+        f"{lease['first']}-{lease['last']}",
+        lease["status"],
+        str(lease["high_water"]),
+        *(
+            str(lease[c])
+            for c in ("issued", "printed", "voided", "quarantined", "unaccounted", "gap", "unused")
+        ),
+        "yes" if lease["balanced"] else "NO",
+    ]
+
+
 def render(report: dict[str, Any], fmt: str) -> str:
     """Return a report as `table` (for people), `csv` or `json`."""
     if fmt == "json":
@@ -270,12 +302,16 @@ def render(report: dict[str, Any], fmt: str) -> str:
             else "  shipment: OK (discrepancy within tolerance)"
         )
         lines.append("")
-    lines.append("  ".join(f"{c:>10}" if c != "lease_id" else f"{c:<36}" for c in _LEASE_COLUMNS))
-    for lease in leases:
-        lines.append(
-            "  ".join(
-                f"{lease[c]!s:>10}" if c != "lease_id" else f"{lease[c]:<36}"
-                for c in _LEASE_COLUMNS
+    lines.append("Leases:" if leases else "Leases: none yet")
+    if leases:
+        table = [list(_TABLE_COLUMNS)] + [_table_row(lease) for lease in leases]
+        widths = [max(len(row[i]) for row in table) for i in range(len(_TABLE_COLUMNS))]
+        for row in table:
+            lines.append(
+                "  "
+                + "  ".join(
+                    cell.ljust(w) if i < 3 else cell.rjust(w)
+                    for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                ).rstrip()
             )
-        )
     return "\n".join(lines)

@@ -116,11 +116,14 @@ def _held_events(conn: Connection, rows: list[Row[Any]]) -> list[Row[Any]]:
     ids = [r.event_id for r in rows if r.event_id]
     if not ids:
         return []
+    # In the order they were delivered, an `issued` first: an agent whose clock was off
+    # stamped them with times that cannot be trusted to order them.
+    e = T.events.c
     return list(
         conn.execute(
             sa.select(T.events)
-            .where(T.events.c.event_id.in_(ids), T.events.c.outcome == "quarantined")
-            .order_by(T.events.c.occurred_at, T.events.c.event_id)
+            .where(e.event_id.in_(ids), e.outcome == "quarantined")
+            .order_by(sa.case((e.type == L.ISSUED, 0), else_=1), e.received_at, e.event_id)
         )
     )
 
