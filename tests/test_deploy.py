@@ -66,7 +66,7 @@ def test_the_jobs_unit_and_the_cron_example_run_real_commands():
         fields = entry.split(None, 6)
         assert fields[5] == "lineledger"  # /etc/cron.d lines name the user
         commands.append(_central_args(fields[6]))
-    assert commands == [["jobs"], ["check"], ["jobs", "run", "lease_expiry"]]
+    assert commands == [["jobs", "--standby"], ["check"], ["jobs", "run", "lease_expiry"]]
     for args in commands:
         result = CliRunner().invoke(central_main, [*args, "--help"])
         assert result.exit_code == 0, (args, result.output)

@@ -17,6 +17,24 @@ A dry run settles the findings the same way but changes nothing at all.
 `failures` (exported as `consistency_check_failures`) counts the findings that need a person:
 `quarantined`, `already_quarantined` and `reported` ones, plus tenants the check could not
 finish. Findings the checker fixed itself, or whose re-send is on its way, are not failures.
+
+The summary keeps the reference's lines, read in our terms. The reference links each serial
+twice, in the tenant's database (job ticket -> token) and in the core registry; here the line
+PC's record is the tenant side and the central registry the core side:
+
+- Missing tenant links: leases whose agent's link records (the links digest of its last full
+  reconcile) differ from the registry's.
+- Missing core links: registry serials whose link targets differ from what their accepted
+  events named (a target missing, or one no event named).
+- Invalid formats: registry serials that no longer parse, name another number than their
+  row, or fail their lease's MAC.
+- Orphaned serials: issued but not put to use after the grace of their production type.
+- Fixed: re-sends asked for and expired tails closed. Quarantined: entries made by this run.
+  Errors: tenants the check could not finish.
+
+Our further lines follow: lease accounting mismatches, duplicate serials, serials outside
+leases, silent agents, facts lost, expired lease tails, already quarantined, awaiting
+re-send, and "Needing attention" (the failures).
 """
 
 from __future__ import annotations
