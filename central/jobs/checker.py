@@ -57,7 +57,7 @@ from central.db import Store
 from central.jobs import findings as F
 from central.jobs.expiry import expire_lease
 from central.jobs.findings import Finding, TenantRef, Thresholds
-from central.jobs.runs import describe
+from central.jobs.runs import JobStopped, describe
 from central.keyring import Keyring
 from central.timeutil import as_utc, utcnow
 from protocol.errors import CodedError
@@ -351,10 +351,11 @@ def check_tenant(
     thresholds: Thresholds,
     now: dt.datetime,
     dry_run: bool,
+    between: Callable[[], None] | None = None,
 ) -> list[Finding]:
     """Find, settle and (unless a dry run) apply the findings of one tenant."""
     with store.read() as conn:
-        found = F.find_all(conn, keyring, tenant, thresholds, now)
+        found = F.find_all(conn, keyring, tenant, thresholds, now, between)
     held = [f for f in found if f.action == F.QUARANTINE]
     leases = [f for f in found if f.action in (F.RESEND, F.REPORT)]
     closes = [f for f in found if f.action == F.CLOSE]
@@ -396,7 +397,7 @@ def run_check(
     org: str | None = None,
     between: Callable[[], None] | None = None,
 ) -> CheckReport:
-    """Check one tenant (`org`) or all; `between` runs before each tenant (it may raise to stop).
+    """Check one tenant (`org`) or all; `between` runs between units of work (it may stop it).
 
     A tenant whose check fails is reported with its error and the others are still checked.
     """
@@ -412,7 +413,11 @@ def run_check(
         result = TenantResult(tenant)
         report.tenants.append(result)
         try:
-            result.findings = check_tenant(store, keyring, tenant, thresholds, now, dry_run)
+            result.findings = check_tenant(
+                store, keyring, tenant, thresholds, now, dry_run, between
+            )
+        except JobStopped:
+            raise
         except Exception as exc:  # one tenant's failure must not hide the others' findings
             if not isinstance(exc, (CodedError, sa.exc.SQLAlchemyError)):
                 log.exception("consistency check of %s failed", tenant.org)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -501,7 +501,10 @@ def _link_differences(row: Any, named: dict[str, set[str]]) -> dict[str, Any]:
 
 
 def registry_pass(
-    conn: Connection, keyring: Keyring, tenant: TenantRef
+    conn: Connection,
+    keyring: Keyring,
+    tenant: TenantRef,
+    between: Callable[[], None] | None = None,
 ) -> tuple[list[Finding], list[Finding]]:
     """Read the tenant's registry once, in pages; return invalid formats and core-link findings.
 
@@ -516,6 +519,8 @@ def registry_pass(
     links: list[Finding] = []
     last = ""
     while True:
+        if between is not None:
+            between()
         page = conn.execute(
             sa.select(
                 r.serial,
@@ -798,9 +803,13 @@ def find_all(
     tenant: TenantRef,
     thresholds: Thresholds,
     now: dt.datetime,
+    between: Callable[[], None] | None = None,
 ) -> list[Finding]:
-    """Return every finding of one tenant, in the summary's order of kinds."""
-    invalid, core_links = registry_pass(conn, keyring, tenant)
+    """Return every finding of one tenant, in the summary's order of kinds.
+
+    `between` runs between pages of the registry (it may raise to stop a long check).
+    """
+    invalid, core_links = registry_pass(conn, keyring, tenant, between)
     found = [
         *lease_accounts(conn, tenant),
         *core_links,

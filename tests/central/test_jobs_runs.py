@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from central import tables as T
 from central.errors import ERR_INVALID, CentralError
 from central.jobs import locks
-from central.jobs.catalog import Job
+from central.jobs.catalog import CONSISTENCY_CHECK, Job, run_consistency_check
 from central.jobs.runs import (
     CLI,
     FAILED,
@@ -217,3 +217,19 @@ def test_the_scheduler_keeps_running_when_jobs_fail(app, store):
         ).scalar()
     assert left == 0
     assert {r.trigger for r in runs(store, "boom")} == {SCHEDULE}
+
+
+def test_a_stopped_check_is_recorded_as_stopped_not_as_a_tenant_error(ctx, tenant):
+    calls = []
+    check_stop = ctx.check_stop
+
+    def stop_in_the_middle():
+        calls.append(1)
+        if len(calls) == 2:  # the first page of the first tenant's registry
+            ctx.stop.set()
+        check_stop()
+
+    ctx.check_stop = stop_in_the_middle
+    run = run_job(ctx, CONSISTENCY_CHECK, run_consistency_check, SCHEDULE)
+    assert run.status == FAILED and run.errors.startswith("ERR_JOB_STOPPED")
+    assert run.counts == {}

@@ -3,6 +3,7 @@ and `/metrics` (last success per job, last run status, consistency_check_failure
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -166,3 +167,16 @@ def test_metrics_say_when_jobs_last_succeeded_and_what_the_check_found(app, clie
     run("check", "--tenant", "MA01")
     again = _metrics(client)
     assert again['lineledger_job_last_success_timestamp_seconds{job="consistency_check"}'] == last
+
+
+def test_web_workers_never_run_jobs(app, client, tenant, admin_headers):
+    """The app only reads what the jobs recorded: no scheduler, no lock, no run of its own."""
+    h = tenant.enroll()
+    grant(client, h, scope(tenant), 10)
+    for url in ("/metrics", "/healthz"):
+        assert client.get(url).status_code == 200
+    assert client.get("/api/admin/v1/jobs", headers=admin_headers).status_code == 200
+    assert _runs(app) == []
+    with runtime(app).store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(T.job_locks)).scalar() == 0
+    assert not [t for t in threading.enumerate() if "APScheduler" in t.name]
