@@ -10,7 +10,10 @@ done before and then applied:
   (`quarantined`). A finding with an open entry of the same serial and reason is
   `already_quarantined`, never entered twice; one whose entry a reviewer resolved after the
   finding's newest evidence is `reviewed` and dropped (the reviewer's decision stands).
-- `report`: only reported (`reported`): a silent agent, central holding events an agent lost.
+- `report`: reported for a person to look at (`reported`): a silent agent with unsynced work,
+  an agent's link records differing from the registry's though all its events arrived.
+- `note`: recorded in the report only (`noted`): central holds events an agent no longer
+  has (a line PC restored from an older copy); the facts are safe and the agent alerts.
 
 A dry run settles the findings the same way but changes nothing at all.
 
@@ -34,7 +37,7 @@ PC's record is the tenant side and the central registry the core side:
 
 Our further lines follow: lease accounting mismatches, duplicate serials, serials outside
 leases, silent agents, facts lost, expired lease tails, already quarantined, awaiting
-re-send, and "Needing attention" (the failures).
+re-send, noted, and "Needing attention" (the failures).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ QUARANTINED = "quarantined"
 ALREADY_QUARANTINED = "already_quarantined"
 REVIEWED = "reviewed"
 REPORTED = "reported"
+NOTED = "noted"
 NEEDS_ATTENTION = frozenset({QUARANTINED, ALREADY_QUARANTINED, REPORTED})
 SOURCE = "checker"
 LIVE, DRY_RUN = "live", "dry_run"
@@ -168,6 +172,7 @@ class CheckReport:
         out.update({key: found[kind] for key, _, kind in _EXTRA_KINDS})
         out["already_quarantined"] = outcomes[ALREADY_QUARANTINED]
         out["awaiting_resend"] = outcomes[AWAITING_RESEND]
+        out["noted"] = outcomes[NOTED]
         out["failures"] = self.failures
         return out
 
@@ -232,6 +237,7 @@ class CheckReport:
             lines.append(f"{label}: {summary[key]}")
         lines.append(f"Already quarantined: {summary['already_quarantined']}")
         lines.append(f"Awaiting re-send: {summary['awaiting_resend']}")
+        lines.append(f"Noted, nothing to do: {summary['noted']}")
         lines.append(f"Needing attention: {summary['failures']}")
         lines.append("")
         if self.completed_at is not None:
@@ -316,14 +322,8 @@ def _quarantine_row(tenant: TenantRef, finding: Finding, now: dt.datetime) -> di
 
 
 def _settle_resends(conn: Connection, found: list[Finding]) -> set[str]:
-    """Set the outcome of re-send findings; return the leases to ask now."""
-    wanted = sorted(
-        {
-            f.lease_id
-            for f in found
-            if f.lease_id and (f.action == F.RESEND or f.details.get("resend"))
-        }
-    )
+    """Set the outcome of lease and agent findings; return the leases to ask to re-send now."""
+    wanted = sorted({f.lease_id for f in found if f.lease_id and f.action == F.RESEND})
     outstanding: set[str] = set()
     for i in range(0, len(wanted), _CHUNK):
         outstanding.update(
@@ -338,9 +338,7 @@ def _settle_resends(conn: Connection, found: list[Finding]) -> set[str]:
         if finding.action == F.RESEND:
             finding.outcome = AWAITING_RESEND if finding.lease_id in outstanding else FIXED
         else:
-            finding.outcome = REPORTED
-            if finding.details.get("resend"):
-                finding.details["resend_outstanding"] = finding.lease_id in outstanding
+            finding.outcome = NOTED if finding.action == F.NOTE else REPORTED
     return set(wanted) - outstanding
 
 
@@ -357,7 +355,7 @@ def check_tenant(
     with store.read() as conn:
         found = F.find_all(conn, keyring, tenant, thresholds, now, between)
     held = [f for f in found if f.action == F.QUARANTINE]
-    leases = [f for f in found if f.action in (F.RESEND, F.REPORT)]
+    leases = [f for f in found if f.action in (F.RESEND, F.REPORT, F.NOTE)]
     closes = [f for f in found if f.action == F.CLOSE]
     if dry_run:
         with store.read() as conn:

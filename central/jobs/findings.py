@@ -2,7 +2,8 @@
 
 Each finder returns `Finding`s and the action the checker takes on them: ask the agent to
 re-send its events of a lease on its next reconcile (`resend`), close an expired lease
-(`close`), hold the serial for review (`quarantine`), or only report it (`report`). Nothing
+(`close`), hold the serial for review (`quarantine`), report it to a person (`report`), or
+note it for the record when there is nothing in the registry to act on (`note`). Nothing
 here writes; `central.jobs.checker` decides what was done already and applies the rest.
 
 Every piece of evidence is read from the tenant's own rows (its registry rows, its agents'
@@ -64,6 +65,7 @@ KINDS = (
 )
 
 QUARANTINE, RESEND, CLOSE, REPORT = "quarantine", "resend", "close", "report"
+NOTE = "note"  # reported for the record; nothing in the registry to act on
 
 _PAGE = 5000
 _CHUNK = 500
@@ -204,9 +206,15 @@ def lease_accounts(conn: Connection, tenant: TenantRef) -> list[Finding]:
     """Find leases whose agent's last full reconcile disagrees with central's events or links.
 
     Central's side is what it held when the agent reconciled: the events of the lease from
-    that agent received up to `reconciled_at`. Where the agent counted more, central lacks
-    events and a re-send fixes it; where central holds events the agent did not count (an
-    agent restored from an older copy of its database), no re-send can, so it is reported.
+    that agent received up to `reconciled_at`. Where the agent counted more of a type,
+    central lacks events: the agent is asked to re-send the whole lease (`resend`). Where
+    central holds events the agent did not count (a line PC restored from an older copy of
+    its database), nothing can or need be done: central has the facts, the rollback guard
+    keeps the numbers safe and the agent raises its own alert, so it is noted. Ids that
+    differ with equal counts also leave central holding ids the agent lacks (the reconcile
+    itself already has the agent re-send the others): noted. A links digest that differs
+    while central holds exactly the agent's events is reported: one of the two records is
+    wrong, and no re-send can change either.
     """
     lease = T.leases.c
     rows = conn.execute(
@@ -231,25 +239,24 @@ def lease_accounts(conn: Connection, tenant: TenantRef) -> list[Finding]:
             if ours.get(t, 0) < theirs.get(t, 0)
         }
         ids_differ = row.digest_ok is False
-        resend = bool(behind) or ids_differ
-        report = bool(ahead) or (ids_differ and not behind)
         base = {
             "reconciled_at": _ts(row.reconciled_at),
             "resend_requested_at": _ts(row.resend_requested_at),
-            "resend": resend,
         }
-        if resend or report:
+        if behind or ahead or ids_differ:
             parts = []
             if behind:
                 parts.append("the agent delivered events central does not hold")
             if ahead:
-                parts.append("central holds events the agent did not count")
+                parts.append(
+                    "central holds events the agent did not count (restored from an older copy?)"
+                )
             if ids_differ and not (ahead or behind):
                 parts.append("the same counts but different event ids")
             findings.append(
                 Finding(
                     LEASE_ACCOUNTING,
-                    REPORT if report else RESEND,
+                    RESEND if behind else NOTE,
                     ERR_LEASE_ACCOUNTING,
                     "; ".join(parts),
                     lease_id=row.id,
@@ -265,13 +272,18 @@ def lease_accounts(conn: Connection, tenant: TenantRef) -> list[Finding]:
                 )
             )
         if row.links_ok is False:
+            if behind:
+                action, why = RESEND, "; the events central lacks may carry them"
+            elif ahead or ids_differ:
+                action, why = NOTE, "; the agent lacks events central holds"
+            else:
+                action, why = REPORT, " although central holds exactly the agent's events"
             findings.append(
                 Finding(
                     MISSING_TENANT_LINK,
-                    RESEND if resend else REPORT,
+                    action,
                     ERR_LINK_MISMATCH,
-                    "the agent's link records of the lease differ from the registry's"
-                    + ("" if resend else " although central holds all its events"),
+                    "the agent's link records of the lease differ from the registry's" + why,
                     lease_id=row.id,
                     agent_id=row.agent_id,
                     details=base,

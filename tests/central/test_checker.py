@@ -115,10 +115,13 @@ def test_central_holding_events_the_agent_lost_is_reported(app, client, tenant):
     reconcile(client, h, [full_report(g.lease_id, 2, ids, {"issued": 2}, EMPTY_LINKS)])
     report = check(app)
     [finding] = of_kind(report, F.LEASE_ACCOUNTING)
-    assert (finding.action, finding.outcome) == (F.REPORT, REPORTED)
+    # central has the facts and the agent raises its own alert: noted, nothing to fix
+    assert (finding.action, finding.outcome) == (F.NOTE, "noted")
     assert finding.details["central_ahead"] == {"issued": [3, 2]}
     assert "central holds events the agent did not count" in finding.message
-    assert report.failures == 1 and report.summary()["lease_accounting_mismatches"] == 1
+    assert report.failures == 0 and report.summary()["lease_accounting_mismatches"] == 1
+    assert report.summary()["noted"] == 1 and report.summary()["fixed"] == 0
+    assert lease_row(app, g.lease_id).resend_requested_at is None
 
 
 def test_agent_links_differing_from_the_registry_are_missing_tenant_links(app, client, tenant):
@@ -143,6 +146,40 @@ def test_agent_links_differing_from_the_registry_are_missing_tenant_links(app, c
     ours = link_digest([link_record(serial_of(g, 1), None, "TK-1", None)])
     reconcile(client, h, [full_report(g.lease_id, 1, ids, counts, ours)])
     assert of_kind(check(app), F.MISSING_TENANT_LINK) == []
+
+
+def test_link_differences_follow_the_event_accounting(app, client, tenant):
+    """Links differ because events are missing at central: the same re-send fixes both; links
+    differ because the agent lost events central holds: noted with them."""
+    h = tenant.enroll()
+    behind = grant(client, h, scope(tenant), 10)
+    ahead = grant(client, h, scope(tenant, "OEM"), 10)
+    sent = issue(client, h, behind, [1])
+    unsent = event("linked", serial_of(behind, 1), data={"token": "TK-1"})
+    theirs = link_digest([link_record(serial_of(behind, 1), None, "TK-1", None)])
+    kept = issue(client, h, ahead, [1], "WO-OEM-1")
+    issue(client, h, ahead, [2], "WO-OEM-1")
+    reconcile(
+        client,
+        h,
+        [
+            full_report(
+                behind.lease_id,
+                1,
+                [sent[0].event_id, unsent.event_id],
+                {"issued": 1, "linked": 1},
+                theirs,
+            ),
+            full_report(ahead.lease_id, 2, [kept[0].event_id], {"issued": 1}, link_digest(["x"])),
+        ],
+    )
+    report = check(app)
+    links = {f.lease_id: f for f in of_kind(report, F.MISSING_TENANT_LINK)}
+    assert (links[behind.lease_id].action, links[behind.lease_id].outcome) == (F.RESEND, FIXED)
+    assert (links[ahead.lease_id].action, links[ahead.lease_id].outcome) == (F.NOTE, "noted")
+    assert report.failures == 0
+    assert lease_row(app, behind.lease_id).resend_requested_at is not None
+    assert lease_row(app, ahead.lease_id).resend_requested_at is None
 
 
 def test_registry_links_not_matching_the_events_are_missing_core_links(app, client, tenant):
@@ -422,7 +459,7 @@ def test_summary_has_the_reference_lines_in_order(app, client, tenant):
     assert lines[start + 3] == "  ✅ Completed"
     assert "Processing tenant: Zeta Works (ZZ01)" in lines
     summary = lines[lines.index("=== Summary ===") + 1 :]
-    labels = [line.split(":")[0] for line in summary[:18]]
+    labels = [line.split(":")[0] for line in summary[:19]]
     assert labels == [
         "Tenants processed",
         "Missing tenant links",
@@ -440,6 +477,7 @@ def test_summary_has_the_reference_lines_in_order(app, client, tenant):
         "Expired lease tails",
         "Already quarantined",
         "Awaiting re-send",
+        "Noted, nothing to do",
         "Needing attention",
         "",
     ]
