@@ -38,7 +38,7 @@ from central.keyring import Keyring
 from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.errors import ERR_SERIAL_MAC, ERR_SERIAL_SYNTAX, ProtocolError
-from protocol.serials import Scope, parse, render
+from protocol.serials import MAX_SEQ, Scope, parse, render
 
 # Kinds of finding, in the order the summary lists them.
 MISSING_TENANT_LINK = "missing_tenant_link"
@@ -526,7 +526,7 @@ def registry_pass(
     target its events named must be in the registry.
     """
     r, lease, e = T.registry.c, T.leases.c, T.events.c
-    keys: dict[str, bytes] = {}
+    renderer = _Renderer(keyring)
     invalid: list[Finding] = []
     links: list[Finding] = []
     last = ""
@@ -571,7 +571,7 @@ def registry_pass(
         ).all()
         named = _named_links(events)
         for row in page:
-            problem = _format_problem(row, keyring, keys)
+            problem = _format_problem(row, renderer)
             if problem is not None:
                 code, message = problem
                 invalid.append(
@@ -609,8 +609,37 @@ def registry_pass(
     return invalid, links
 
 
-def _format_problem(row: Any, keyring: Keyring, keys: dict[str, bytes]) -> tuple[str, str] | None:
+class _Renderer:
+    """Render the serial a registry row should carry, with scopes and lease keys cached."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.keys: dict[str, bytes] = {}
+        self.scopes: dict[str, Scope | None] = {}
+
+    def key(self, row: Any) -> bytes:
+        key = self.keys.get(row.lease_id)
+        if key is None:
+            key = self.keys[row.lease_id] = self.keyring.lease_key(row.key_version, row.lease_id)
+        return key
+
+    def expected(self, row: Any) -> str | None:
+        """Return the serial of the row's scope, number and lease (None: cannot be made)."""
+        if row.found_lease is None or not isinstance(row.seq, int) or not 1 <= row.seq <= MAX_SEQ:
+            return None
+        if row.scope_key not in self.scopes:
+            try:
+                self.scopes[row.scope_key] = Scope.from_key(row.scope_key)
+            except ProtocolError:
+                self.scopes[row.scope_key] = None
+        scope = self.scopes[row.scope_key]
+        return None if scope is None else render(scope, row.seq, self.key(row))
+
+
+def _format_problem(row: Any, renderer: _Renderer) -> tuple[str, str] | None:
     """Return (code, message) if a registry serial no longer parses or authenticates."""
+    if renderer.expected(row) == row.serial:
+        return None  # the usual case: exactly the serial its row and lease make
     try:
         serial = parse(row.serial)
     except ProtocolError as exc:
@@ -622,10 +651,7 @@ def _format_problem(row: Any, keyring: Keyring, keys: dict[str, bytes]) -> tuple
         )
     if row.found_lease is None:
         return None  # no lease to check the MAC with: an outside-lease finding
-    key = keys.get(row.lease_id)
-    if key is None:
-        key = keys[row.lease_id] = keyring.lease_key(row.key_version, row.lease_id)
-    if not serial.mac_valid(key):
+    if not serial.mac_valid(renderer.key(row)):
         return ERR_SERIAL_MAC, "the authenticity code does not match the serial's lease"
     return None
 
