@@ -2,7 +2,8 @@
 
 `runs` records every run of a job in `job_runs` and is the one way a job runs, whoever starts
 it; `locks` keeps two processes from running the schedule, or one job, at the same time;
-`expiry` closes expired leases; `findings` and `checker` are the consistency checker;
+`expiry` closes expired leases; the consistency checker is `checker` (what is done), over
+`findings` (what a finding is), `lease_checks` and `serial_checks` (how findings are found);
 `catalog` names the jobs and `scheduler` runs them (`lineledger-central jobs`). Cron can run
 any job instead with `lineledger-central jobs run NAME`.
 """

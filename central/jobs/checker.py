@@ -58,6 +58,8 @@ from central.admin import tenant_by_org
 from central.config import CentralConfig
 from central.db import Store
 from central.jobs import findings as F
+from central.jobs import lease_checks as LC
+from central.jobs import serial_checks as S
 from central.jobs.expiry import expire_lease
 from central.jobs.findings import Finding, TenantRef, Thresholds
 from central.jobs.runs import JobStopped, describe
@@ -342,6 +344,34 @@ def _settle_resends(conn: Connection, found: list[Finding]) -> set[str]:
     return set(wanted) - outstanding
 
 
+def find_all(
+    conn: Connection,
+    keyring: Keyring,
+    tenant: TenantRef,
+    thresholds: Thresholds,
+    now: dt.datetime,
+    between: Callable[[], None] | None = None,
+) -> list[Finding]:
+    """Return every finding of one tenant, in the summary's order of kinds.
+
+    `between` runs between pages of the registry (it may raise to stop a long check).
+    """
+    invalid, core_links = S.registry_pass(conn, keyring, tenant, between)
+    found = [
+        *LC.lease_accounts(conn, tenant),
+        *core_links,
+        *invalid,
+        *S.orphans(conn, tenant, thresholds, now),
+        *S.duplicates(conn, tenant),
+        *S.outside_leases(conn, tenant),
+        *LC.silent_agents(conn, tenant, thresholds, now),
+        *LC.facts_lost(conn, keyring, tenant, thresholds, now),
+        *LC.expired_tails(conn, tenant, now),
+    ]
+    order = {kind: i for i, kind in enumerate(F.KINDS)}
+    return sorted(found, key=lambda f: order[f.kind])  # stable: each kind keeps its order
+
+
 def check_tenant(
     store: Store,
     keyring: Keyring,
@@ -353,7 +383,7 @@ def check_tenant(
 ) -> list[Finding]:
     """Find, settle and (unless a dry run) apply the findings of one tenant."""
     with store.read() as conn:
-        found = F.find_all(conn, keyring, tenant, thresholds, now, between)
+        found = find_all(conn, keyring, tenant, thresholds, now, between)
     held = [f for f in found if f.action == F.QUARANTINE]
     leases = [f for f in found if f.action in (F.RESEND, F.REPORT, F.NOTE)]
     closes = [f for f in found if f.action == F.CLOSE]
