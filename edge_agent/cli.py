@@ -5,37 +5,49 @@ Output meant for programs goes to stdout as JSON; messages for people go to stde
 
 from __future__ import annotations
 
-import functools
 import gc
+import getpass
 import ipaddress
-import json
 import logging
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from zeroconf import InterfaceChoice
 
-from edge_agent import outbox, pool
+from edge_agent import odometer, outbox, pool
 from edge_agent.agent import Agent
+from edge_agent.cli_guard import GUARD_COMMANDS
+from edge_agent.cli_links import LINK_COMMANDS
+
+# The helpers live in cli_support (shared with the other command modules); the commands
+# below keep their old names.
+from edge_agent.cli_support import EXIT_PRINTER, EXIT_UNREACHABLE, pass_ctx, start_guard
+from edge_agent.cli_support import Ctx as _Ctx
+from edge_agent.cli_support import emit as _emit
+from edge_agent.cli_support import example as _example
+from edge_agent.cli_support import friendly as _friendly
+from edge_agent.cli_support import prepare_pool as _prepare_pool
+from edge_agent.cli_support import say as _say
 from edge_agent.client import CentralClient
-from edge_agent.config import EdgeConfig, load_config
+from edge_agent.config import load_config
 from edge_agent.errors import (
     ERR_ALREADY_ENROLLED,
     ERR_NO_PRINTER,
     ERR_POOL_EMPTY,
+    ERR_PRINTER_UNKNOWN,
     CentralRefused,
     CentralUnreachable,
     EdgeError,
 )
 from edge_agent.issuing import Issuer, void_serial
 from edge_agent.labels import label_for, preview_for
+from edge_agent.marks import MarksReporter
 from edge_agent.printing import (
     PrintQueue,
     confirm_job,
@@ -50,64 +62,9 @@ from edge_agent.status import build_status
 from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
 from printers.render import render_label
 from printers.urls import parse_printer_url
-from protocol.errors import CodedError
 from protocol.messages import EnrollRequest
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_UNREACHABLE = 2
-EXIT_PRINTER = 3
 SETTLE_SECONDS = 30.0
-
-
-def _example(text: str) -> str:
-    return "\b\nExample:\n  " + text
-
-
-def _emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
-    sys.stdout.flush()
-
-
-def _say(text: str) -> None:
-    click.echo(text, err=True)
-
-
-def _friendly(fn: F) -> F:
-    """Turn agent errors into one-line CLI errors (exit status 1)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CodedError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from None
-        except OSError as exc:
-            raise click.ClickException(f"ERR_IO: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-class _Ctx:
-    def __init__(self, home: str) -> None:
-        self.home = home
-        self._agent: Agent | None = None
-
-    @property
-    def config(self) -> EdgeConfig:
-        return load_config(self.home)
-
-    @property
-    def agent(self) -> Agent:
-        if self._agent is None:
-            self._agent = Agent(self.config)
-        return self._agent
-
-    def close(self) -> None:
-        if self._agent is not None:
-            self._agent.close()
-
-
-pass_ctx = click.make_pass_decorator(_Ctx)
 
 
 @click.group(epilog=_example("lineledger-edge --home /var/lib/lineledger-edge status"))
@@ -173,18 +130,20 @@ def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
     )
 
 
-def _prepare_pool(agent: Agent, work_order: str, count: int) -> None:
-    """Top the pool up for a run of `count` labels while central is reachable."""
-    wo = agent.work_order(work_order)
-    ident = agent.identity()
-    scope = pool.scope_for(ident, wo, pool.production_date(ident, agent.now()))
+def _odometer_gate(agent: Agent, printer_url: str) -> None:
+    """Refuse before any number is used if the printer printed labels this agent never sent.
+
+    The printer is asked now, so a line PC restored from an older copy of its database is
+    caught on its first run; a printer that cannot be reached leaves the last verdict standing.
+    """
+    if not agent.config.odometer_check:
+        return
+    queue = PrintQueue(agent)
     try:
-        pool.top_up(agent, scope, need=count)
-    except CentralUnreachable:
-        left = pool.remaining(agent.store.conn(), scope.key)
-        _say(f"central is unreachable: issuing from the {left} numbers of {scope.key} on hand")
-    except CentralRefused as exc:
-        _say(f"central refused a top-up of {scope.key}: {exc.code}: {exc.message}")
+        queue.check(printer_url)
+    finally:
+        queue.close()
+    odometer.refuse_if_held(agent, printer_url)
 
 
 @main.command(
@@ -210,6 +169,7 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
         raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
     if printer_url:
         parse_printer_url(printer_url)  # refuse a bad URL before any number is used
+        _odometer_gate(agent, printer_url)
     try:
         agent.work_order(work_order)
     except EdgeError:
@@ -217,20 +177,23 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
             agent.refresh_config()
         except (CentralUnreachable, CentralRefused):
             pass
+    start_guard(agent)
     _prepare_pool(agent, work_order, count)
     issuer = Issuer(agent)
     jobs: list[int] = []
-    for done in range(count):
-        try:
-            issued = issuer.issue(work_order, printer_url=printer_url)
-        except EdgeError as exc:
-            if exc.code != ERR_POOL_EMPTY:
-                raise
-            _prepare_pool(agent, work_order, count - done)  # online: top up and go on
-            issued = issuer.issue(work_order, printer_url=printer_url)
-        if issued.print_job is not None:
-            jobs.append(issued.print_job)
-        _emit(issued.to_dict())
+    with MarksReporter(agent) as reporter:
+        for done in range(count):
+            try:
+                issued = issuer.issue(work_order, printer_url=printer_url)
+            except EdgeError as exc:
+                if exc.code != ERR_POOL_EMPTY:
+                    raise
+                _prepare_pool(agent, work_order, count - done)  # online: top up and go on
+                issued = issuer.issue(work_order, printer_url=printer_url)
+            reporter.issued()
+            if issued.print_job is not None:
+                jobs.append(issued.print_job)
+            _emit(issued.to_dict())
     if printer_url and jobs:
         _print_jobs(agent, printer_url, jobs)
 
@@ -281,6 +244,7 @@ def reprint(ctx: _Ctx, serial: str, reason: str, printer: str | None) -> None:
     if not printer_url:
         raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
     parse_printer_url(printer_url)
+    _odometer_gate(agent, printer_url)
     job = queue_reprint(agent, serial.strip().upper(), reason, printer_url)
     _emit({"ok": True, "serial": serial.strip().upper(), "print_job": job})
     _print_jobs(agent, printer_url, [job])
@@ -490,3 +454,99 @@ def jobs_confirm(ctx: _Ctx, job_id: int) -> None:
     recover_stale_jobs(ctx.agent)
     confirm_job(ctx.agent, job_id)
     _emit({"ok": True, "job": job_id, "status": "sent"})
+
+
+@main.group("printer")
+def printer_group() -> None:
+    """The printer's label odometer: show it, and confirm it after a hold."""
+
+
+@printer_group.command(
+    "odometer", epilog=_example("lineledger-edge printer odometer --printer tcp://10.0.0.7:9100")
+)
+@click.option("--printer", default=None, help="Only this printer (default: every printer).")
+@click.option(
+    "--history", default=10, show_default=True, type=click.IntRange(0, 1000), help="Log entries."
+)
+@pass_ctx
+@_friendly
+def printer_odometer(ctx: _Ctx, printer: str | None, history: int) -> None:
+    """Print each printer's label odometer record and its recent log as JSON lines."""
+    agent = ctx.agent
+    found = (
+        [r for r in [odometer.record(agent, printer)] if r is not None]
+        if printer
+        else odometer.records(agent)
+    )
+    if printer and not found:
+        raise EdgeError(
+            ERR_PRINTER_UNKNOWN, f"this agent has no label odometer record for {printer}"
+        )
+    for rec in found:
+        _emit({**rec.to_dict(), "log": odometer.history(agent, rec.printer, history)})
+
+
+@printer_group.command(
+    "confirm-odometer",
+    epilog=_example(
+        "lineledger-edge printer confirm-odometer --printer tcp://10.0.0.7:9100 "
+        '--reason "VM restored from Monday\'s snapshot; 12 labels found and voided"'
+    ),
+)
+@click.option("--printer", required=True, help="Printer URL, as the jobs name it.")
+@click.option("--reason", required=True, help="What the supervisor found (recorded).")
+@click.option("--by", "actor", default=None, help="Who confirms (default: the login name).")
+@click.option(
+    "--skip-numbers/--no-skip-numbers",
+    default=True,
+    show_default=True,
+    help="Skip as many numbers of every active lease as the printer printed unknown labels.",
+)
+@click.option(
+    "--requeue-held",
+    is_flag=True,
+    help="Queue again the jobs the hold put on hold: none of their labels came out.",
+)
+@pass_ctx
+@_friendly
+def confirm_odometer(
+    ctx: _Ctx,
+    printer: str,
+    reason: str,
+    actor: str | None,
+    skip_numbers: bool,
+    requeue_held: bool,
+) -> None:
+    """Lift an odometer hold: record who, why and when, then take a new baseline.
+
+    Run it once the labels the printer printed without this agent's record are accounted
+    for. Issuing and printing on the printer resume; unless --no-skip-numbers, the numbers
+    those labels most likely carry are never handed out.
+    """
+    agent = ctx.agent
+    parse_printer_url(printer)
+    by = actor or _login_name()
+    result = odometer.confirm(agent, printer, reason, by, skip_numbers, requeue_held)
+    queue = PrintQueue(agent)
+    try:
+        state, error = queue.check(printer)  # take the new baseline now, if the printer answers
+    finally:
+        queue.close()
+    result.update(ok=True, state=state, error=error.to_dict() if error else None)
+    _emit(result)
+    if result["held_jobs"]:
+        _say(
+            f"{len(result['held_jobs'])} print jobs stay held: for each, "
+            "lineledger-edge print-jobs confirm ID if its label came out, release ID if not"
+        )
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+for _command in (*GUARD_COMMANDS, *LINK_COMMANDS):
+    main.add_command(_command)

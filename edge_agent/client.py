@@ -3,10 +3,12 @@ swap it, and every failure becomes either `CentralUnreachable` or `CentralRefuse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
 
+from edge_agent.clock import TIME_HEADER, ClockReading, ClockSources, Instant, measure
 from edge_agent.errors import CentralRefused, CentralUnreachable
 from protocol.errors import ProtocolError
 from protocol.events import Event, EventResult, decode_results, encode_batch
@@ -18,13 +20,19 @@ from protocol.messages import (
     LeaseResponse,
     LeaseReturn,
 )
+from protocol.reconcile import ReconcileRequest, ReconcileResponse
 
 API = "/api/edge/v1"
 MAX_ANSWER = 8 * 1024 * 1024
 
 
 class CentralClient:
-    """Talk to one central registry as one agent."""
+    """Talk to one central registry as one agent.
+
+    `on_clock` gets a clock reading from every answer that carries central's time;
+    `on_answer` gets the HTTP status and error code of every answer central gave (not of
+    failures to reach it), so the agent learns at any call that it was revoked or reinstated.
+    """
 
     def __init__(
         self,
@@ -32,11 +40,17 @@ class CentralClient:
         token: str | None,
         timeout: float,
         session: requests.Session | None = None,
+        boot_id: str | None = None,
+        clock: ClockSources | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.clock = clock
         self.token = token
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.boot_id = boot_id
+        self.on_clock: Callable[[ClockReading], None] | None = None
+        self.on_answer: Callable[[int, str | None, str], None] | None = None
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -52,6 +66,7 @@ class CentralClient:
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        sent = Instant.take(self.clock)
         try:
             resp = self.session.request(
                 method,
@@ -64,6 +79,12 @@ class CentralClient:
             raise CentralUnreachable(
                 f"{self.base_url} did not answer: {type(exc).__name__}"
             ) from None
+        received = Instant.take(self.clock)
+        stamp = resp.headers.get(TIME_HEADER)
+        if stamp is not None and self.on_clock is not None:
+            reading = measure(stamp, sent, received, self.boot_id)
+            if reading is not None:
+                self.on_clock(reading)
         with resp:
             if resp.status_code >= 500 or resp.status_code == 429:
                 raise CentralUnreachable(f"{self.base_url} answered HTTP {resp.status_code}")
@@ -71,7 +92,7 @@ class CentralClient:
                 raise CentralUnreachable(f"{self.base_url} sent an oversized answer")
             try:
                 data = resp.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested beyond reason
                 raise CentralUnreachable(
                     f"{self.base_url} answered with no JSON "
                     f"(HTTP {resp.status_code}); is it a LineLedger "
@@ -81,9 +102,13 @@ class CentralClient:
             error = data.get("error") if isinstance(data, dict) else None
             code = str(error.get("code", "ERR_HTTP")) if isinstance(error, dict) else "ERR_HTTP"
             message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            if self.on_answer is not None:
+                self.on_answer(resp.status_code, code[:64], message[:500])
             raise CentralRefused(
                 code[:64], message[:500] or f"HTTP {resp.status_code}", resp.status_code
             )
+        if self.on_answer is not None:
+            self.on_answer(resp.status_code, None, "")
         return data
 
     def _decode(self, decoder: Any, data: Any) -> Any:
@@ -115,3 +140,10 @@ class CentralClient:
     def push_events(self, events: list[Event]) -> list[EventResult]:
         """Send a batch and return central's results."""
         return self._decode(decode_results, self._call("POST", "/events", encode_batch(events)))
+
+    def reconcile(self, req: ReconcileRequest, timeout: float | None = None) -> ReconcileResponse:
+        """Compare the agent's leases with central's (high-water marks, digests)."""
+        return self._decode(
+            ReconcileResponse.from_dict,
+            self._call("POST", "/reconcile", req.to_dict(), timeout=timeout),
+        )

@@ -45,6 +45,23 @@ class EdgeConfig:
     pool_interval: float = 30.0
     retention_days: float = 30.0  # delivered events and sent print jobs are kept this long
     config_interval: float = 300.0
+    # The printer's label odometer (edge_agent.odometer): compare it before every batch, hold
+    # when the printer counted more labels than this agent sent it, beyond this tolerance.
+    # 0 by default: Zebra's count leaves out form feeds and calibration labels, so every
+    # extra label is one printed from a format; set odometer_check = false for a printer that
+    # other systems print on too.
+    odometer_check: bool = True
+    odometer_tolerance: int = 0
+    odometer_recheck_seconds: float = 300.0  # ask a printer that stayed silent again after this
+    clock_warn_seconds: float = 120.0  # warn the operator beyond this clock offset
+    clock_limit_seconds: float = 3600.0  # refuse to issue beyond this (ERR_CLOCK_SKEW)
+    # High-water-mark reports while central is reachable: after this many serials or this many
+    # seconds with unreported serials, whichever comes first, and at the end of every `issue`.
+    marks_report: bool = True
+    marks_every: int = 50
+    marks_seconds: float = 5.0
+    guard_timeout: float = 2.0  # the rollback guard's exchange at the start of `issue`
+    reconcile_interval: float = 3600.0  # full reconcile in `run` (also at start, after catch-up)
 
     @property
     def home_path(self) -> Path:
@@ -96,6 +113,14 @@ def load_config(
     config = EdgeConfig(**{k: _coerce(k, v) for k, v in values.items()})
     if not 0 < config.low_water <= config.pool_target or config.lease_block < 1:
         raise EdgeError(ERR_CONFIG, "need 0 < low_water <= pool_target and lease_block >= 1")
+    if config.odometer_tolerance < 0 or config.odometer_recheck_seconds < 0:
+        raise EdgeError(ERR_CONFIG, "odometer_tolerance and odometer_recheck_seconds must be >= 0")
     if not 1 <= config.sync_batch <= 1000:
         raise EdgeError(ERR_CONFIG, "sync_batch must be 1..1000")
+    if not 0 < config.clock_warn_seconds <= config.clock_limit_seconds:
+        raise EdgeError(ERR_CONFIG, "need 0 < clock_warn_seconds <= clock_limit_seconds")
+    if config.marks_every < 1 or config.marks_seconds <= 0 or config.guard_timeout <= 0:
+        raise EdgeError(ERR_CONFIG, "marks_every, marks_seconds and guard_timeout must be > 0")
+    if config.reconcile_interval < 60:
+        raise EdgeError(ERR_CONFIG, "reconcile_interval is at least 60 seconds")
     return config

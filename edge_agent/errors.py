@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protocol import errors as _P
 from protocol.errors import CodedError
 
 
@@ -35,3 +36,21 @@ ERR_JOB_UNKNOWN = "ERR_JOB_UNKNOWN"
 ERR_REASON = "ERR_REASON"
 ERR_NOT_OURS = "ERR_NOT_OURS"
 ERR_BUSY = "ERR_BUSY"
+# The printer printed labels this agent has no record of (edge_agent.odometer): held.
+ERR_PRINTER_ODOMETER = "ERR_PRINTER_ODOMETER"
+# The printer is still printing what it holds; its label count is read once it is idle.
+ERR_PRINTER_BUSY = "ERR_PRINTER_BUSY"
+# The agent keeps no record of that printer.
+ERR_PRINTER_UNKNOWN = "ERR_PRINTER_UNKNOWN"
+ERR_ALERT_UNKNOWN = "ERR_ALERT_UNKNOWN"
+ERR_TOKEN = "ERR_TOKEN"
+ERR_UNAUTHORIZED = "ERR_UNAUTHORIZED"
+ERR_LINK_TARGET = "ERR_LINK_TARGET"
+ERR_JOB_TICKET_UNKNOWN = "ERR_JOB_TICKET_UNKNOWN"
+ERR_TOKEN_LINKED = "ERR_TOKEN_LINKED"
+ERR_SPAWN_SHORT = "ERR_SPAWN_SHORT"
+# Codes both sides act on (defined in protocol.errors), re-exported for the agent's modules.
+ERR_AGENT_REVOKED = _P.ERR_AGENT_REVOKED
+ERR_CLOCK_SKEW = _P.ERR_CLOCK_SKEW
+ERR_WORK_ORDER_COMPLETE = _P.ERR_WORK_ORDER_COMPLETE
+ERR_CONTEXT_MISMATCH = _P.ERR_CONTEXT_MISMATCH

@@ -7,15 +7,29 @@ label is to be printed), so a crash at any instant leaves either all of them or 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent.agent import Agent
-from edge_agent.errors import ERR_BUSY, ERR_NOT_OURS, ERR_POOL_EMPTY, ERR_REASON, EdgeError
+from edge_agent.agent import OVERRIDE_KEY, REVOKED_ADVICE, REVOKED_KEY, Agent
+from edge_agent.clock import REFUSE, describe, state_of
+from edge_agent.errors import (
+    ERR_AGENT_REVOKED,
+    ERR_BUSY,
+    ERR_CLOCK_SKEW,
+    ERR_NOT_OURS,
+    ERR_POOL_EMPTY,
+    ERR_REASON,
+    ERR_WORK_ORDER_COMPLETE,
+    EdgeError,
+)
 from edge_agent.pool import production_date, scope_for
 from protocol.errors import ProtocolError
 from protocol.events import Event
 from protocol.lifecycle import ISSUED, VOIDED, next_state
+from protocol.messages import WorkOrderInfo
 from protocol.serials import Scope, render
 from protocol.timefmt import format_ts
 
@@ -32,6 +46,7 @@ class Issued:
     work_order: str
     issued_at: str
     print_job: int | None
+    job_ticket: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON line the CLI prints."""
@@ -46,7 +61,71 @@ class Issued:
         }
         if self.print_job is not None:
             out["print_job"] = self.print_job
+        if self.job_ticket is not None:
+            out["job_ticket"] = self.job_ticket
         return out
+
+
+def check_standing(agent: Agent, conn: sqlite3.Connection) -> None:
+    """Raise unless this agent may issue now: not revoked, clock within limits or overridden.
+
+    Runs inside the issuing transaction, so a revocation or an override another process
+    records meanwhile is seen by the very next serial.
+    """
+    rows = dict(
+        conn.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?)", (REVOKED_KEY, OVERRIDE_KEY)
+        ).fetchall()
+    )
+    if REVOKED_KEY in rows:
+        try:
+            said = json.loads(rows[REVOKED_KEY]).get("message", "")
+        except (ValueError, AttributeError):
+            said = ""
+        raise EdgeError(
+            ERR_AGENT_REVOKED,
+            f"central revoked this line PC; central said: {said or 'no reason given'}. "
+            f"{REVOKED_ADVICE}",
+        )
+    cfg = agent.config
+    offset = agent.clock.offset()
+    if state_of(offset, cfg.clock_warn_seconds, cfg.clock_limit_seconds) == REFUSE:
+        if OVERRIDE_KEY not in rows:
+            assert offset is not None
+            raise EdgeError(
+                ERR_CLOCK_SKEW,
+                f"this PC's clock is {describe(offset)}, beyond the limit of "
+                f"{cfg.clock_limit_seconds:g} s: set the clock right (NTP), or a supervisor can "
+                "run lineledger-edge clock override --reason TEXT",
+            )
+
+
+def consume_allowance(conn: sqlite3.Connection, wo: WorkOrderInfo, count: int) -> None:
+    """Count `count` more serials of a work order, or raise ERR_WORK_ORDER_COMPLETE.
+
+    The count is a column updated in the transaction that consumes the numbers, so it is
+    exact however many `issue` processes run at once.
+    """
+    cur = conn.execute(
+        "UPDATE work_orders SET issued_local = issued_local + ? WHERE number = ? AND "
+        "(allowed IS NULL OR issued_local + consumed_elsewhere + ? <= allowed)",
+        (count, wo.number, count),
+    )
+    if cur.rowcount == 1:
+        return
+    row = conn.execute(
+        "SELECT allowed, consumed_elsewhere, issued_local FROM work_orders WHERE number = ?",
+        (wo.number,),
+    ).fetchone()
+    allowed, elsewhere, here = row["allowed"], row["consumed_elsewhere"], row["issued_local"]
+    left = max(0, allowed - elsewhere - here)
+    asked = f"{count} more serials" if count > 1 else "another serial"
+    raise EdgeError(
+        ERR_WORK_ORDER_COMPLETE,
+        f"work order {wo.number} is complete: it may use {allowed} serials (quantity plus "
+        f"overage) and has {here} from this line and {elsewhere} from other lines, so "
+        f"{left} left, not {asked}; a supervisor can raise its quantity centrally",
+    )
 
 
 class Issuer:
@@ -67,47 +146,84 @@ class Issuer:
         self, work_order: str, now: dt.datetime | None = None, printer_url: str | None = None
     ) -> Issued:
         """Issue the next serial of a work order and queue its label if a printer is named."""
+        return self.issue_many(work_order, 1, now, printer_url)[0]
+
+    def issue_many(
+        self,
+        work_order: str,
+        count: int,
+        now: dt.datetime | None = None,
+        printer_url: str | None = None,
+        job_ticket: str | None = None,
+        before: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> list[Issued]:
+        """Issue `count` serials in one transaction: all of them or none.
+
+        A job ticket reserves them for its pieces (`issued` events carry it in their data);
+        `before` checks more rules inside the transaction.
+        """
         now = now or self.agent.now()
         wo = self.agent.work_order(work_order)
         scope: Scope = scope_for(self._identity, wo, production_date(self._identity, now))
         stamp = format_ts(now)
-        event_id = self.agent.new_event_id()
+        data = {"job_ticket": job_ticket} if job_ticket else {}
         with self.agent.store.write() as conn:
-            row = conn.execute(
-                "SELECT lease_id, next_seq, key_hex FROM leases WHERE scope_key = ? "
-                "AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq LIMIT 1",
-                (scope.key,),
-            ).fetchone()
-            if row is None:
-                raise EdgeError(
-                    ERR_POOL_EMPTY,
-                    f"no numbers of {scope.key} on hand; connect the line to central so the "
-                    "pool can be topped up",
-                )
-            seq = row["next_seq"]
-            conn.execute(
-                "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = ?", (row["lease_id"],)
+            check_standing(self.agent, conn)
+            if before is not None:
+                before(conn)
+            consume_allowance(conn, wo, count)
+            return [
+                self._issue_one(conn, scope, wo, stamp, printer_url, data) for _ in range(count)
+            ]
+
+    def _issue_one(
+        self,
+        conn: sqlite3.Connection,
+        scope: Scope,
+        wo: WorkOrderInfo,
+        stamp: str,
+        printer_url: str | None,
+        data: dict[str, Any],
+    ) -> Issued:
+        row = conn.execute(
+            "SELECT lease_id, next_seq, key_hex FROM leases WHERE scope_key = ? "
+            "AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq LIMIT 1",
+            (scope.key,),
+        ).fetchone()
+        if row is None:
+            raise EdgeError(
+                ERR_POOL_EMPTY,
+                f"no numbers of {scope.key} on hand; connect the line to central so the "
+                "pool can be topped up",
             )
-            serial = render(scope, seq, self._key(row["lease_id"], row["key_hex"]))
-            event = Event(event_id, ISSUED, serial, stamp, row["lease_id"], wo.number)
-            conn.execute(
-                "INSERT INTO serials(serial, scope_key, seq, lease_id, work_order, issued_at, "
-                "event_id, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued')",
-                (serial, scope.key, seq, row["lease_id"], wo.number, stamp, event_id),
-            )
-            conn.execute(
-                "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
-                "VALUES (?, ?, ?, ?, ?, 'pending')",
-                (event_id, serial, ISSUED, event.to_json(), stamp),
-            )
-            job = None
-            if printer_url:
-                job = conn.execute(
-                    "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at) "
-                    "VALUES (?, ?, 'print', 'queued', ?)",
-                    (serial, printer_url, stamp),
-                ).lastrowid
-        return Issued(serial, event_id, seq, scope.key, row["lease_id"], wo.number, stamp, job)
+        seq = row["next_seq"]
+        conn.execute(
+            "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = ?", (row["lease_id"],)
+        )
+        serial = render(scope, seq, self._key(row["lease_id"], row["key_hex"]))
+        event_id = self.agent.new_event_id()
+        event = Event(event_id, ISSUED, serial, stamp, row["lease_id"], wo.number, data)
+        job_ticket = data.get("job_ticket")
+        conn.execute(
+            "INSERT INTO serials(serial, scope_key, seq, lease_id, work_order, issued_at, "
+            "event_id, state, job_ticket) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?)",
+            (serial, scope.key, seq, row["lease_id"], wo.number, stamp, event_id, job_ticket),
+        )
+        conn.execute(
+            "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+            "VALUES (?, ?, ?, ?, ?, 'pending')",
+            (event_id, serial, ISSUED, event.to_json(), stamp),
+        )
+        job = None
+        if printer_url:
+            job = conn.execute(
+                "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at) "
+                "VALUES (?, ?, 'print', 'queued', ?)",
+                (serial, printer_url, stamp),
+            ).lastrowid
+        return Issued(
+            serial, event_id, seq, scope.key, row["lease_id"], wo.number, stamp, job, job_ticket
+        )
 
 
 MAX_REASON = 256

@@ -9,7 +9,9 @@ recorded: an event waits while an earlier event of its serial is waiting.
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -17,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.agent import Agent
-from edge_agent.errors import CentralRefused, CentralUnreachable
+from edge_agent.errors import ERR_AGENT_REVOKED, CentralRefused, CentralUnreachable
 from protocol.events import ACCEPTED, DUPLICATE, QUARANTINED, REJECTED, Event
+from protocol.reconcile import Digest
 from protocol.timefmt import parse_ts
 
 PENDING = "pending"
@@ -71,9 +74,20 @@ def retry_delay(schedule: tuple[float, ...], attempts: int) -> float:
 
 
 def push_once(agent: Agent, now: float | None = None) -> PushResult:
-    """Send one batch of due events and record central's answers; raise if central is down."""
+    """Send one batch of due events and record central's answers; raise if central is down.
+
+    A revoked agent sends nothing (central would refuse it) and keeps every event.
+    """
     now = time.time() if now is None else now
     cfg = agent.config
+    revoked = agent.revoked()
+    if revoked is not None:
+        raise CentralRefused(
+            ERR_AGENT_REVOKED,
+            f"not sending: this agent was revoked by central ({revoked.get('message', '')}); "
+            "its events are kept",
+            403,
+        )
     rows = agent.store.conn().execute(_DUE, {"now": now, "limit": cfg.sync_batch}).fetchall()
     if not rows:
         return PushResult()
@@ -171,6 +185,10 @@ class SyncWorker:
         self.next_try = 0.0
         self.last_error: dict[str, str] | None = None
         self.last_success: float | None = None
+        # Events waited for central (down, refusing, resent by a reconcile, or a backlog the
+        # service found at its start): the next drain is a catch-up, and a reconcile follows.
+        self.behind = True
+        self.caught_up = False  # the outbox drained after being behind: time to reconcile
         self._lock = threading.Lock()
 
     def backoff(self) -> float:
@@ -193,13 +211,19 @@ class SyncWorker:
                     result = push_once(self.agent, now)
                 except (CentralUnreachable, CentralRefused) as exc:
                     self.failures += 1
+                    self.behind = True
                     self.last_error = exc.to_dict()
                     self.next_try = now + self.backoff()
+                    if exc.code == ERR_AGENT_REVOKED:
+                        self._probe()
                     return total
                 self.failures = 0
                 self.last_error = None
                 self.last_success = now
                 if result.sent == 0:
+                    if self.behind:
+                        self.behind = False
+                        self.caught_up = self.caught_up or total.sent > 0
                     return total
                 total.sent += result.sent
                 total.results.update(result.results)
@@ -207,6 +231,18 @@ class SyncWorker:
                 now = time.time()
         finally:
             self._lock.release()
+
+    def _probe(self) -> None:
+        """Ask central (cheaply) whether a revoked agent was reinstated meanwhile."""
+        try:
+            self.agent.client().ping(timeout=min(3.0, self.agent.config.http_timeout))
+        except (CentralUnreachable, CentralRefused):
+            return  # still revoked or unreachable; a success clears the mark by itself
+
+    def take_caught_up(self) -> bool:
+        """Return whether the outbox caught up since the last call (and forget it)."""
+        caught_up, self.caught_up = self.caught_up, False
+        return caught_up
 
     def state(self) -> dict[str, Any]:
         """Return the worker's view of central for the status page."""
@@ -228,17 +264,63 @@ def dead_letters(agent: Agent, limit: int = 50) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def prune(agent: Agent, now: float, retention_days: float) -> int:
-    """Delete delivered events and sent print jobs older than the retention; return how many.
+def pruned_digest(conn: sqlite3.Connection, lease_id: str) -> tuple[Counter[str], Digest]:
+    """Return the counts per type and the digest of a lease's pruned events."""
+    row = conn.execute(
+        "SELECT counts, buckets FROM lease_digests WHERE lease_id = ?", (lease_id,)
+    ).fetchone()
+    if row is None:
+        return Counter(), Digest()
+    counts = Counter({str(k): int(v) for k, v in json.loads(row["counts"] or "{}").items()})
+    return counts, Digest.from_wire(json.loads(row["buckets"] or "{}"))
 
-    Only facts central has confirmed are deleted; pending, dead and refused events stay until
-    someone deals with them.
+
+def _fold(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> None:
+    """Fold events about to be deleted into their leases' kept digests."""
+    by_lease: dict[str, list[sqlite3.Row]] = {}
+    for row in rows:
+        by_lease.setdefault(row["lease_id"], []).append(row)
+    for lease_id, items in by_lease.items():
+        counts, digest = pruned_digest(conn, lease_id)
+        for row in items:
+            digest.add(row["event_id"])
+            counts[row["type"]] += 1
+        conn.execute(
+            "INSERT INTO lease_digests(lease_id, counts, buckets, events) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(lease_id) DO UPDATE SET counts = excluded.counts, "
+            "buckets = excluded.buckets, events = excluded.events",
+            (
+                lease_id,
+                json.dumps(dict(counts), sort_keys=True),
+                json.dumps(digest.to_wire(), sort_keys=True),
+                digest.total,
+            ),
+        )
+
+
+def prune(agent: Agent, now: float, retention_days: float) -> int:
+    """Delete confirmed events and sent print jobs older than the retention; return how many.
+
+    Only events a reconcile confirmed central holds are deleted, and they are folded into
+    their lease's kept digest in the same transaction, so later reconciles still match;
+    pending, dead, refused and unconfirmed events stay until someone deals with them.
     """
     cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - retention_days * 86400))
     with agent.store.write() as conn:
-        events = conn.execute(
-            "DELETE FROM outbox WHERE status = 'done' AND acked_at < ?", (cutoff,)
-        ).rowcount
+        rows = conn.execute(
+            "SELECT o.seq, o.event_id, o.type, s.lease_id FROM outbox o "
+            "JOIN serials s ON s.serial = o.serial WHERE o.status = 'done' "
+            "AND o.confirmed_at IS NOT NULL AND o.acked_at < ? AND s.lease_id IS NOT NULL",
+            (cutoff,),
+        ).fetchall()
+        _fold(conn, rows)
+        events = 0
+        seqs = [r["seq"] for r in rows]
+        for i in range(0, len(seqs), 500):
+            chunk = seqs[i : i + 500]
+            events += conn.execute(
+                f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+            ).rowcount
         jobs = conn.execute(
             "DELETE FROM print_jobs WHERE status = 'sent' AND sent_at < ?", (cutoff,)
         ).rowcount

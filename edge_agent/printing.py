@@ -1,10 +1,12 @@
 """The print queue: labels waiting for a printer, sent in order, never lost or sent twice.
 
 A job goes queued → claimed (by one process) → sending → sent, and its `printed` event is
-recorded in the same transaction that marks it sent; a failed send makes it `failed`, tried
-again after `print_retry`. The printer's status is checked before
-every batch: a fault (paper out, head open, silent printer, unreachable) leaves the jobs
-queued and tells the operator, and printing resumes once the fault clears. A format the
+recorded in the same transaction that marks it sent, as is one more label in the printer's
+odometer record (`edge_agent.odometer`); a failed send makes it `failed`, tried again after
+`print_retry`. The printer's status is checked before every batch: a fault (paper out, head
+open, silent printer, unreachable) leaves the jobs queued and tells the operator, and printing
+resumes once the fault clears. A ready printer's label odometer is read too: a printer that
+printed labels this agent has no record of holds its queue until a supervisor confirms. A format the
 printer took before a fault appeared stays in its buffer and prints when the fault clears,
 so it is not sent again. A claim whose process died mid-send is put on hold for the operator:
 whether that label came out cannot be known, and a second label with the same serial would be
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_agent import odometer
 from edge_agent.agent import Agent
 from edge_agent.errors import ERR_JOB_UNKNOWN, ERR_NOT_OURS, EdgeError
 from edge_agent.issuing import check_reason
@@ -28,7 +31,7 @@ from printers import PrinterError, PrinterStatus, open_printer
 from printers.base import PrinterTransport
 from printers.errors import ERR_PRINTER_IO, ERR_PRINTER_NO_ANSWER, ERR_PRINTER_UNREACHABLE
 from printers.render import render_label
-from protocol.errors import ProtocolError
+from protocol.errors import CodedError, ProtocolError
 from protocol.events import Event
 from protocol.lifecycle import PRINTED, REPRINTED, next_state
 from protocol.timefmt import format_ts
@@ -100,7 +103,7 @@ class PrintQueue:
         return transport
 
     def _remember(
-        self, url: str, state: str, error: PrinterError | None, status: PrinterStatus | None = None
+        self, url: str, state: str, error: CodedError | None, status: PrinterStatus | None = None
     ) -> None:
         value = {
             "url": url,
@@ -113,8 +116,8 @@ class PrintQueue:
         with self.agent.store.write() as conn:
             self.agent.store.set_meta(conn, f"printer:{url}", json.dumps(value))
 
-    def check(self, url: str) -> tuple[str, PrinterError | None]:
-        """Ask the printer how it is and remember the answer for the operator."""
+    def check(self, url: str) -> tuple[str, CodedError | None]:
+        """Ask the printer how it is (and, when ready, its label count); remember the answer."""
         try:
             status = self._transport(url).query_status()
         except PrinterError as exc:
@@ -122,8 +125,24 @@ class PrintQueue:
             self._remember(url, state, exc)
             return state, exc
         error = status.error()
+        if error is None and self.agent.config.odometer_check:
+            state, odometer_error = self._check_odometer(url, status)
+            if odometer_error is not None:
+                self._remember(url, state, odometer_error, status)
+                return state, odometer_error
         self._remember(url, status.state, error, status)
         return status.state, error
+
+    def _check_odometer(self, url: str, status: PrinterStatus) -> tuple[str, CodedError | None]:
+        """Compare the printer's label count with what this agent sent it."""
+        if odometer.recently_silent(self.agent, url, time.time()):
+            return "ready", None  # it ignored the query a moment ago: no timeout per batch
+        try:
+            reading = self._transport(url).query_odometer()
+        except PrinterError as exc:
+            return _ERROR_STATES.get(exc.code, "error"), exc
+        verdict = odometer.evaluate(self.agent, url, reading, status)
+        return verdict.state, verdict.error
 
     def recover_stale(self, now: float | None = None) -> int:
         """Settle claims whose process stopped; return how many jobs were put on hold.
@@ -197,7 +216,7 @@ class PrintQueue:
                     ),
                 )
 
-    def _hold(self, job: Any, exc: PrinterError | EdgeError) -> None:
+    def _hold(self, job: Any, exc: CodedError) -> None:
         with self.agent.store.write() as conn:
             conn.execute(
                 "UPDATE print_jobs SET status = 'held', last_error = ? WHERE id = ? AND owner = ?",
@@ -325,6 +344,7 @@ def mark_sent(agent: Agent, job: Any, url: str, owner: str | None) -> bool:
                 "UPDATE serials SET state = 'printed' WHERE serial = ? AND state = 'issued'",
                 (job["serial"],),
             )
+        odometer.count_sent(conn, url)
         conn.execute(
             "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
             "VALUES (?, ?, ?, ?, ?, 'pending')",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from edge_agent import pool
+from edge_agent import pool, reconcile, rollback
 from edge_agent.agent import Agent
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
 from edge_agent.outbox import SyncWorker, prune
@@ -44,6 +45,8 @@ class Service:
         self.scheduler = BackgroundScheduler(timezone=dt.UTC)
         self.last_errors: dict[str, str] = {}
         self._server: BackgroundServer | None = None
+        self._last_marks = 0.0
+        self._reconcile_wanted = threading.Event()
         self.operator_url = ""
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -60,7 +63,53 @@ class Service:
 
         return run
 
+    def _sync(self) -> None:
+        self.sync.run()
+        if self.sync.take_caught_up():
+            self._reconcile_soon()
+
+    def _reconcile_soon(self) -> None:
+        """Run the full reconcile now (the outbox caught up after being behind).
+
+        A reconcile running at this moment read its view before the catch-up ended, so it
+        runs once more when it is done (the flag), rather than being skipped.
+        """
+        self._reconcile_wanted.set()
+        job = self.scheduler.get_job("reconcile")
+        if job is not None:
+            job.modify(next_run_time=dt.datetime.now(dt.UTC))
+
+    def _reconcile(self) -> None:
+        while True:
+            self._reconcile_wanted.clear()
+            if self.agent.revoked() is not None:
+                return
+            report = reconcile.reconcile(self.agent)
+            if report.resent or report.again:
+                # Events go out again: once they are delivered, reconcile again to confirm.
+                self.sync.behind = True
+            log.info(
+                "reconciled %d leases: %d confirmed, %d events sent again",
+                report.leases,
+                report.confirmed,
+                report.resent,
+            )
+            if not self._reconcile_wanted.is_set():
+                return
+
+    def _marks(self) -> None:
+        """Report high-water marks when numbers were used since (or once a minute)."""
+        if self.agent.revoked() is not None or not self.agent.config.marks_report:
+            return
+        now = time.monotonic()
+        if not rollback.unreported_marks(self.agent) and now - self._last_marks < 60.0:
+            return
+        rollback.exchange_marks(self.agent)
+        self._last_marks = now
+
     def _pool(self) -> None:
+        if self.agent.revoked() is not None:
+            return  # central refuses every lease; the operator page says why
         report = pool.maintain(self.agent, self.agent.now())
         for scope, granted in report.granted.items():
             log.info("leased %d numbers of %s", granted, scope)
@@ -91,10 +140,12 @@ class Service:
         cfg = self.agent.config
         now = dt.datetime.now(dt.UTC)
         jobs: list[tuple[str, Callable[[], Any], float]] = [
-            ("sync", self.sync.run, cfg.sync_interval),
+            ("reconcile", self._reconcile, cfg.reconcile_interval),  # first: the rollback guard
+            ("sync", self._sync, cfg.sync_interval),
             ("pool", self._pool, cfg.pool_interval),
             ("print", self.queue.run_all, 1.0),
             ("config", self.agent.refresh_config, cfg.config_interval),
+            ("marks", self._marks, cfg.marks_seconds),
             ("prune", self._prune, 3600.0),
         ]
         for name, fn, seconds in jobs:

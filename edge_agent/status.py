@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edge_agent import outbox, pool, printing
-from edge_agent.agent import Agent
-from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+from edge_agent import alerts, links, odometer, outbox, pool, printing, reconcile
+from edge_agent.agent import REVOKED_ADVICE, Agent
+from edge_agent.errors import (
+    ERR_PRINTER_ODOMETER,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
 
 
 def pool_status(agent: Agent) -> dict[str, Any]:
@@ -25,6 +30,51 @@ def pool_status(agent: Agent) -> dict[str, Any]:
             warning = "low"
         out[scope] = {"remaining": remaining, "leases": level["leases"], "warning": warning}
     return out
+
+
+def allowance_status(agent: Agent) -> dict[str, dict[str, Any]]:
+    """Return, per open work order, what it may still issue on this line."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in agent.store.conn().execute(
+        "SELECT number, allowed, consumed_elsewhere, issued_local FROM work_orders "
+        "WHERE status = 'open' ORDER BY number"
+    ):
+        allowed = r["allowed"]
+        left = (
+            None
+            if allowed is None
+            else max(0, allowed - r["consumed_elsewhere"] - r["issued_local"])
+        )
+        out[r["number"]] = {
+            "allowed": allowed,
+            "issued_here": r["issued_local"],
+            "consumed_elsewhere": r["consumed_elsewhere"],
+            "remaining": left,
+            "complete": left == 0,
+        }
+    return out
+
+
+def clock_status(agent: Agent) -> dict[str, Any]:
+    """Return the clock's offset from central, its state and any supervisor override."""
+    cfg = agent.config
+    out = agent.clock.status(cfg.clock_warn_seconds, cfg.clock_limit_seconds)
+    out["override"] = agent.clock_override()
+    return out
+
+
+def revoked_status(agent: Agent) -> dict[str, Any] | None:
+    """Return what the operator must know when central revoked this agent."""
+    revoked = agent.revoked()
+    if revoked is None:
+        return None
+    pending = outbox.counts(agent)["pending"]
+    return {
+        "at": revoked.get("at"),
+        "central_said": revoked.get("message"),
+        "message": f"This line PC was revoked by central. {REVOKED_ADVICE}",
+        "unsynced_events": pending,
+    }
 
 
 def build_status(
@@ -50,17 +100,7 @@ def build_status(
         "tenant": ident.tenant_name,
         "timezone": ident.timezone,
     }
-    status["work_orders"] = agent.work_order_numbers()
-    status["pool"] = pool_status(agent)
-    counts = outbox.counts(agent)
-    status["outbox"] = {
-        "pending": counts["pending"],
-        "dead": counts["dead"],
-        "rejected": counts["rejected"],
-        "quarantined": counts["quarantined"],
-        "delivered": counts["done"],
-        "oldest_pending_age_s": outbox.oldest_pending_age(agent, time.time()),
-    }
+    # Probed first: the answer may tell that the agent was revoked, reinstated, its clock off.
     central: dict[str, Any] = {"url": ident.central_url}
     if probe:
         try:
@@ -73,6 +113,27 @@ def build_status(
             reachable=sync_state["last_error"] is None and sync_state["last_success"] is not None,
             **sync_state,
         )
+    status["work_orders"] = agent.work_order_numbers()
+    status["allowance"] = allowance_status(agent)
+    status["revoked"] = revoked_status(agent)
+    status["clock"] = clock_status(agent)
+    conn = agent.store.conn()
+    status["alerts"] = alerts.list_alerts(conn)
+    status["links"] = links.link_counts(conn)
+    status["reconcile"] = {
+        "last_full": reconcile.last_reconcile(agent),
+        "last_marks_at": agent.store.get_meta("marks_exchange_at"),
+    }
+    status["pool"] = pool_status(agent)
+    counts = outbox.counts(agent)
+    status["outbox"] = {
+        "pending": counts["pending"],
+        "dead": counts["dead"],
+        "rejected": counts["rejected"],
+        "quarantined": counts["quarantined"],
+        "delivered": counts["done"],
+        "oldest_pending_age_s": outbox.oldest_pending_age(agent, time.time()),
+    }
     status["central"] = central
     url = printer_url or agent.config.printer_url
     jobs = printing.job_counts(agent)
@@ -90,6 +151,16 @@ def build_status(
             message=known["message"] if known else None,
             checked_at=known["checked_at"] if known else None,
         )
+        record = odometer.record(agent, url)
+        printer["odometer"] = record.to_dict() if record else None
+        if record is not None and record.held:
+            # A hold outlives faults seen since: it is what the operator must act on first.
+            printer.update(
+                state=odometer.HELD,
+                code=ERR_PRINTER_ODOMETER,
+                message=odometer.message(record),
+                last_check_state=known["state"] if known else "unknown",
+            )
     else:
         printer["state"] = "none"
     status["printer"] = printer

@@ -33,8 +33,12 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "status": str,
             "gtin": str,
             "label_template": str,
+            "allowed": int,  # most serials the work order may consume on all lines (None: any)
+            "consumed_elsewhere": int,  # serials of it central has from other lines
+            "issued_local": int,  # serials this agent issued for it, counted as they are issued
         },
         "pk": "number",
+        "defaults": {"consumed_elsewhere": 0, "issued_local": 0},
     },
     "leases": {
         "columns": {
@@ -48,8 +52,12 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "key_version": int,
             "expires_at": str,
             "granted_at": str,
-            "status": str,
+            "status": str,  # active | returning | returned | closed
             "returned_hw": int,
+            "central_status": str,  # what central last said: active, expired, revoked, ...
+            "reported_hw": int,  # the last high-water mark central acknowledged
+            "reported_at": str,
+            "settled_at": str,  # closed and every delivered event confirmed: no more reports
         },
         "pk": "lease_id",
         "not_null": {"scope_key", "first_seq", "last_seq", "next_seq", "key_hex", "status"},
@@ -68,6 +76,12 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "issued_at": str,
             "event_id": str,
             "state": str,
+            # The agent's half of the dual link (what central's registry must agree with).
+            "job_ticket": str,
+            "token": str,
+            "linked_work_order": str,
+            "linked_at": str,
+            "spawned_at": str,
         },
         "pk": "serial",
     },
@@ -85,6 +99,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "last_code": str,
             "last_message": str,
             "acked_at": str,
+            "confirmed_at": str,  # a reconcile confirmed central holds it: it may be pruned
         },
         "pk": "seq",
         "not_null": {"event_id", "serial", "type", "body", "status", "attempts", "next_attempt_at"},
@@ -110,6 +125,81 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "not_null": {"serial", "printer_url", "status", "attempts", "next_attempt_at"},
         "defaults": {"attempts": 0, "next_attempt_at": 0},
     },
+    # One row per printer (its URL in normal form): see edge_agent.odometer.
+    "printer_odometers": {
+        "columns": {
+            "printer_url": str,
+            "labels_sent": int,
+            "baseline_odometer": int,
+            "baseline_sent": int,
+            "baseline_at": str,
+            "state": str,
+            "unknown_labels": int,
+            "uncounted_labels": int,
+            "printer_count": int,
+            "checked_at": str,
+            "asked_at": float,
+            "note": str,
+        },
+        "pk": "printer_url",
+        "not_null": {"labels_sent", "baseline_sent", "unknown_labels", "uncounted_labels"},
+        "defaults": {
+            "labels_sent": 0,
+            "baseline_sent": 0,
+            "unknown_labels": 0,
+            "uncounted_labels": 0,
+        },
+    },
+    # What happened to each printer's odometer record: baselines, holds, confirmations.
+    "odometer_log": {
+        "columns": {
+            "id": int,
+            "printer_url": str,
+            "at": str,
+            "event": str,
+            "printer_count": int,
+            "labels_sent": int,
+            "unknown_labels": int,
+            "actor": str,
+            "reason": str,
+            "detail": str,
+        },
+        "pk": "id",
+        "not_null": {"printer_url", "at", "event"},
+    },
+    "alerts": {
+        "columns": {
+            "id": int,
+            "kind": str,
+            "subject": str,  # what the alert is about (a lease, a printer); "" for the agent
+            "message": str,
+            "details": str,
+            "raised_at": str,
+            "cleared_at": str,
+            "cleared_reason": str,
+        },
+        "pk": "id",
+        "not_null": {"kind", "subject", "message", "raised_at"},
+        "defaults": {"subject": ""},
+    },
+    "gaps": {
+        "columns": {
+            "id": int,
+            "lease_id": str,
+            "scope_key": str,
+            "first_seq": int,
+            "last_seq": int,
+            "reason": str,
+            "recorded_at": str,
+        },
+        "pk": "id",
+        "not_null": {"lease_id", "scope_key", "first_seq", "last_seq", "reason"},
+    },
+    "lease_digests": {
+        # What pruned, confirmed events of a lease contributed to its reconcile digest.
+        "columns": {"lease_id": str, "counts": str, "buckets": str, "events": int},
+        "pk": "lease_id",
+    },
 }
 
 _INDEXES = [
@@ -117,6 +207,10 @@ _INDEXES = [
     ("outbox", ["status", "next_attempt_at", "seq"]),
     ("outbox", ["serial", "seq"]),
     ("print_jobs", ["status", "next_attempt_at", "id"]),
+    ("odometer_log", ["printer_url", "id"]),
+    ("serials", ["lease_id"]),
+    ("serials", ["job_ticket", "token"]),
+    ("alerts", ["cleared_at", "kind"]),
 ]
 
 
@@ -183,10 +277,35 @@ class EdgeStore:
             existing = db[name].columns_dict  # type: ignore[union-attr]
             for column, kind in spec["columns"].items():
                 if column not in existing:
-                    db[name].add_column(column, kind)  # type: ignore[union-attr]
+                    default = spec.get("defaults", {}).get(column)
+                    db[name].add_column(  # type: ignore[union-attr]
+                        column, kind, not_null_default=default
+                    )
+                    if (name, column) == ("work_orders", "issued_local"):
+                        # A home made before the counter existed: count what it issued.
+                        self.conn().execute(
+                            "UPDATE work_orders SET issued_local = (SELECT COUNT(*) FROM "
+                            "serials WHERE serials.work_order = work_orders.number)"
+                        )
         for table, columns in _INDEXES:
             db[table].create_index(columns, if_not_exists=True)  # type: ignore[union-attr]
-        self.conn().execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox(event_id)")
+        conn = self.conn()
+        conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox(event_id)")
+        # One physical piece (token) carries one serial.
+        conn.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS serials_token ON serials(token) "
+            "WHERE token IS NOT NULL"
+        )
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Run a read transaction: every query inside sees one snapshot of the file."""
+        conn = self.conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """Read one value of the meta table."""

@@ -4,6 +4,7 @@ plus `/metrics` for Prometheus with the reference's outbox gauges."""
 from __future__ import annotations
 
 import collections
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,16 +12,43 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from waitress import wasyncore
+from werkzeug.exceptions import HTTPException
 
+from edge_agent import alerts, links
 from edge_agent.agent import Agent
-from edge_agent.errors import EdgeError
+from edge_agent.errors import (
+    ERR_CONTEXT_MISMATCH,
+    ERR_JOB_TICKET_UNKNOWN,
+    ERR_LINK_TARGET,
+    ERR_NOT_OURS,
+    ERR_SPAWN_SHORT,
+    ERR_TOKEN_LINKED,
+    EdgeError,
+)
 from edge_agent.labels import preview_for
 from edge_agent.scanning import ScanDesk
 from printers import PrinterError
 from printers.render import render_label
+from protocol.errors import ERR_ILLEGAL_TRANSITION, CodedError
+
+# HTTP status of each refusal of the link and spawn endpoints (anything else: 400).
+_STATUS = {
+    ERR_NOT_OURS: 404,
+    ERR_JOB_TICKET_UNKNOWN: 404,
+    ERR_CONTEXT_MISMATCH: 409,
+    ERR_TOKEN_LINKED: 409,
+    ERR_SPAWN_SHORT: 409,
+    ERR_ILLEGAL_TRANSITION: 409,
+    "ERR_UNKNOWN_WORK_ORDER": 404,
+}
+_HTTP = {404: "ERR_NOT_FOUND", 405: "ERR_METHOD_NOT_ALLOWED", 413: "ERR_TOO_LARGE"}
+
+
+def _error(code: str, message: str, status: int) -> tuple[Response, int]:
+    return jsonify(ok=False, error={"code": code, "message": message}), status
 
 
 class _StatusGauges(Collector):
@@ -29,7 +57,7 @@ class _StatusGauges(Collector):
     def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
         self.status = status
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         s = self.status()
         box = s.get("outbox", {})
         for name, key, doc in (
@@ -53,6 +81,18 @@ class _StatusGauges(Collector):
         ready = GaugeMetricFamily("printer_ready", "1 when the printer reported ready")
         ready.add_metric([], 1 if printer.get("state") == "ready" else 0)
         yield ready
+        odo = printer.get("odometer") or {}
+        hold = GaugeMetricFamily(
+            "printer_odometer_hold", "1 while the printer's label odometer holds printing"
+        )
+        hold.add_metric([], 1 if odo.get("held") else 0)
+        yield hold
+        unknown = GaugeMetricFamily(
+            "printer_odometer_unknown_labels",
+            "Labels the printer counted that this agent has no record of",
+        )
+        unknown.add_metric([], odo.get("unknown") or 0)
+        yield unknown
         jobs = GaugeMetricFamily("print_jobs", "Print jobs by status", labels=["status"])
         for status, n in printer.get("jobs", {}).items():
             jobs.add_metric([status], n)
@@ -60,6 +100,45 @@ class _StatusGauges(Collector):
         central = GaugeMetricFamily("central_reachable", "1 when the last sync reached central")
         central.add_metric([], 1 if s.get("central", {}).get("reachable") else 0)
         yield central
+        yield from self._integrity(s)
+
+    def _integrity(self, s: dict[str, Any]) -> Iterator[Metric]:
+        """Alerts, revocation, the clock, work-order allowances, job-ticket serials."""
+        open_alerts = GaugeMetricFamily(
+            "alerts_open", "Open alerts of the agent by kind", labels=["kind"]
+        )
+        by_kind = dict.fromkeys(alerts.KINDS, 0)
+        for alert in s.get("alerts", []):
+            by_kind[alert["kind"]] = by_kind.get(alert["kind"], 0) + 1
+        for kind, n in sorted(by_kind.items()):
+            open_alerts.add_metric([kind], n)
+        yield open_alerts
+        revoked = GaugeMetricFamily("agent_revoked", "1 when central revoked this agent")
+        revoked.add_metric([], 1 if s.get("revoked") else 0)
+        yield revoked
+        clock = s.get("clock") or {}
+        if clock.get("offset_s") is not None:
+            offset = GaugeMetricFamily(
+                "clock_offset_seconds", "Central's clock minus this PC's (positive: PC behind)"
+            )
+            offset.add_metric([], clock["offset_s"])
+            yield offset
+        left = GaugeMetricFamily(
+            "work_order_remaining",
+            "Serials a work order may still issue on this line",
+            labels=["work_order"],
+        )
+        for number, allowance in (s.get("allowance") or {}).items():
+            if allowance.get("remaining") is not None:
+                left.add_metric([number], allowance["remaining"])
+        yield left
+        counts = s.get("links") or {}
+        pre = CounterMetricFamily("serial_pre_generated", "Serials pre-generated for job tickets")
+        pre.add_metric([], counts.get("pre_generated", 0))
+        yield pre
+        spawned = CounterMetricFamily("serial_spawn_used", "Pre-generated serials given to tokens")
+        spawned.add_metric([], counts.get("spawned", 0))
+        yield spawned
 
 
 def create_operator_app(
@@ -80,6 +159,32 @@ def create_operator_app(
     registry = CollectorRegistry()
     registry.register(_StatusGauges(status))
     recent_scans: collections.deque[float] = collections.deque(maxlen=scans_per_second)
+    recent_links: collections.deque[float] = collections.deque(maxlen=scans_per_second)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        return _error(_HTTP.get(status, f"ERR_HTTP_{status}"), exc.description or "", status)
+
+    @app.errorhandler(sqlite3.Error)
+    def store_error(exc: sqlite3.Error) -> Any:
+        app.logger.warning("store error on %s: %s", request.path, exc)
+        return _error("ERR_STORE", "the agent's database is busy or unavailable; retry", 503)
+
+    def json_body() -> dict[str, Any] | None:
+        # JSON only: a foreign web page cannot send it without a CORS preflight we refuse.
+        body = request.get_json(silent=True) if request.is_json else None
+        return body if isinstance(body, dict) else None
+
+    def too_fast() -> bool:
+        now = time.monotonic()
+        if len(recent_links) == recent_links.maxlen and now - recent_links[0] < 1.0:
+            return True
+        recent_links.append(now)
+        return False
+
+    def refused(exc: CodedError) -> tuple[Response, int]:
+        return _error(exc.code, exc.message, _STATUS.get(exc.code, 400))
 
     @app.before_request
     def check_host() -> Any:
@@ -124,6 +229,46 @@ def create_operator_app(
                 error={"code": "ERR_SCAN_EMPTY", "message": 'send {"code": "..."} as JSON'},
             ), 400
         return jsonify(ok=True, **desk.answer_text(code).to_dict())
+
+    @app.post("/link")
+    def link_serial() -> Any:
+        """Link a serial to a work order, a job ticket or a token (one of them)."""
+        if too_fast():
+            return _error("ERR_RATE_LIMITED", "too many requests at once", 429)
+        body = json_body()
+        if agent is None or body is None:
+            return _error(
+                ERR_LINK_TARGET,
+                'send {"serial": "...", "token" | "job_ticket" | "work_order": "..."} as JSON',
+                400,
+            )
+        named = [kind for kind in links.TARGETS if kind in body]
+        if len(named) != 1:
+            return _error(ERR_LINK_TARGET, "name exactly one of token, job_ticket, work_order", 400)
+        try:
+            serial = body.get("serial")
+            if not isinstance(serial, str):
+                raise EdgeError(ERR_NOT_OURS, "name a serial this line issued")
+            return jsonify(links.link(agent, serial, named[0], body[named[0]]))
+        except CodedError as exc:
+            return refused(exc)
+
+    @app.post("/spawn")
+    def spawn_tokens() -> Any:
+        """Give new tokens (pieces) of a job ticket their serials."""
+        if too_fast():
+            return _error("ERR_RATE_LIMITED", "too many requests at once", 429)
+        body = json_body()
+        tokens = body.get("tokens") if body is not None else None
+        if agent is None or body is None or not isinstance(tokens, list):
+            return _error(
+                ERR_LINK_TARGET, 'send {"job_ticket": "...", "tokens": ["...", ...]} as JSON', 400
+            )
+        try:
+            done = links.spawn(agent, body.get("job_ticket"), tokens)
+        except CodedError as exc:
+            return refused(exc)
+        return jsonify(ok=True, spawned=[s.to_dict() for s in done])
 
     @app.get("/preview.<fmt>")
     def preview(fmt: str) -> Any:

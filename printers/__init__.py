@@ -7,7 +7,8 @@ PNG from that one layout, with symbols encoded by zint (`printers.barcodes`).
 `open_printer(url)` returns a `PrinterTransport` for a network printer on raw TCP
 (`tcp://HOST[:PORT]`), a serial printer (a device path or pyserial URL), or a spool
 directory of ZPL (`file:///DIR`) or PDF (`pdf:///DIR`) files; its `format` says which
-rendering it takes. `PrinterStatus` is what a printer says about itself (`~HS`), and every
+rendering it takes. `PrinterStatus` is what a printer says about itself (`~HS`),
+`LabelOdometer` how many labels it has printed in its life (`printers.odometer`), and every
 failure is a `PrinterError` with a stable code. `printers.discovery` finds printers and
 central with zeroconf; `printers.simulator` is a ZPL printer on a real socket for tests and
 demos, and `printers.zplrender` reads ZPL back into images to prove what a label encodes.
@@ -16,6 +17,7 @@ This package may import `protocol` but nothing else of the project; a test check
 
 from printers.errors import PrinterError
 from printers.label import LabelTemplate, UnitLabel
+from printers.odometer import LabelOdometer
 from printers.render import RENDER_FORMATS, render_label
 from printers.status import PrinterStatus
 from printers.urls import open_printer
@@ -23,6 +25,7 @@ from printers.zpl import render_zpl
 
 __all__ = [
     "RENDER_FORMATS",
+    "LabelOdometer",
     "LabelTemplate",
     "PrinterError",
     "PrinterStatus",

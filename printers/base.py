@@ -24,6 +24,13 @@ ZPL spool directories) or "pdf" (PDF spool directories); render with
 `ERR_PRINTER_NO_ANSWER` when the printer stays silent (a fault in itself), `ERR_PRINTER_STATUS`
 when the answer is garbage, `ERR_PRINTER_IO` when the connection breaks.
 
+`query_odometer()` returns the printer's `LabelOdometer` (`printers.odometer`): its lifetime
+label count, or no count and why (`unsupported`: the printer answered "?"; `no_answer`: it
+said nothing, as a ZPL printer without Set-Get-Do does; `spool`: a spool directory). Silence is
+no error here, because `query_status()` has just shown whether the printer is there. It raises
+`PrinterError`: unreachable, `ERR_PRINTER_ODOMETER_ANSWER` when the answer is garbage,
+`ERR_PRINTER_IO` when the connection breaks.
+
 A transport keeps one connection open between calls, because connecting per label costs more
 than printing it, and reconnects lazily when the printer dropped it. A transport object may be
 shared between threads: calls are serialised.
@@ -35,6 +42,7 @@ import abc
 from types import TracebackType
 from typing import Self
 
+from printers.odometer import LabelOdometer
 from printers.status import PrinterStatus
 
 
@@ -55,6 +63,10 @@ class PrinterTransport(abc.ABC):
     @abc.abstractmethod
     def query_status(self) -> PrinterStatus:
         """Return the printer's current status, or raise PrinterError saying why not."""
+
+    @abc.abstractmethod
+    def query_odometer(self) -> LabelOdometer:
+        """Return the printer's lifetime label count, or why it has none."""
 
     @abc.abstractmethod
     def close(self) -> None:

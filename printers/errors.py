@@ -24,6 +24,9 @@ ERR_PRINTER_RIBBON_OUT = "ERR_PRINTER_RIBBON_OUT"
 ERR_PRINTER_BUFFER_FULL = "ERR_PRINTER_BUFFER_FULL"
 # The printer answered ~HS with something that is not a host status.
 ERR_PRINTER_STATUS = "ERR_PRINTER_STATUS"
+# The printer answered the label odometer query (`printers.odometer`) with something that is
+# not a label count.
+ERR_PRINTER_ODOMETER_ANSWER = "ERR_PRINTER_ODOMETER_ANSWER"
 # A write broke off, the connection was reset, or the spool file system failed.
 ERR_PRINTER_IO = "ERR_PRINTER_IO"
 # A label template has a wrong type or an out-of-range value.

@@ -19,6 +19,7 @@ from pathlib import Path
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
+from printers.odometer import SPOOL, LabelOdometer
 from printers.status import PrinterStatus
 
 log = logging.getLogger("lineledger.printers")
@@ -83,6 +84,10 @@ class FilePrinter(PrinterTransport):
             except OSError as exc:
                 raise self._io_error("checking the spool directory", exc) from exc
         return PrinterStatus()
+
+    def query_odometer(self) -> LabelOdometer:
+        """Return no count: a spool directory is not a printer and keeps no label odometer."""
+        return LabelOdometer(None, SPOOL)
 
     def close(self) -> None:
         """Do nothing: a spool directory holds no connection."""

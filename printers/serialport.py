@@ -13,11 +13,13 @@ or on write: the port is closed, and opened again on the next call, so a printer
 back is used without restarting anything. Failures keep the codes of `printers.base`: the
 port cannot be opened - ERR_PRINTER_UNREACHABLE, nothing written; a write fails or times
 out - ERR_PRINTER_IO; silence to `~HS` - ERR_PRINTER_NO_ANSWER; garbage - ERR_PRINTER_STATUS.
+The label odometer is asked on the same line (`query_odometer`, see `printers.odometer`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,13 @@ import serial  # type: ignore[import-untyped]
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
+from printers.odometer import (
+    LABEL_COUNT_REQUEST,
+    NO_ANSWER,
+    LabelOdometer,
+    parse_label_count,
+    read_label_count,
+)
 from printers.status import MAX_STATUS_BYTES, PrinterStatus, parse_host_status, read_host_status
 from printers.tcp import HOST_STATUS_REQUEST
 
@@ -135,6 +144,30 @@ class SerialPrinter(PrinterTransport):
                     f"({exc}); check the cable or USB connection and try again.",
                 ) from exc
 
+    def query_odometer(self) -> LabelOdometer:
+        """Ask the printer for its lifetime label count (Set-Get-Do getvar) and parse it."""
+        with self._lock:
+            port = self._connection()
+            try:
+                port.write(LABEL_COUNT_REQUEST)
+                port.flush()
+                answer = read_label_count(_reader(port), self.status_timeout, self.url)
+                if answer is None:
+                    # No Set-Get-Do on this printer; reopening clears a late answer away.
+                    self._drop()
+                    return LabelOdometer(None, NO_ANSWER)
+                return parse_label_count(answer)
+            except PrinterError:
+                self._drop()
+                raise
+            except _PORT_ERRORS as exc:
+                self._drop()
+                raise PrinterError(
+                    E.ERR_PRINTER_IO,
+                    f"The line to the printer at {self.url} broke while asking its label count "
+                    f"({exc}); check the cable or USB connection and try again.",
+                ) from exc
+
     def close(self) -> None:
         """Close the port, if it is open."""
         with self._lock:
@@ -142,16 +175,8 @@ class SerialPrinter(PrinterTransport):
 
     def _read_answer(self, port: Any) -> bytes:
         """Read the printer's whole status answer from the line."""
-
-        def read(remaining: float, most: int) -> bytes | None:
-            chunk: bytes = port.read(1)  # waits up to the port's short poll timeout
-            if not chunk:
-                return b""  # nothing yet: read_host_status keeps the time
-            waiting = min(int(port.in_waiting), most - 1)
-            return chunk + port.read(waiting) if waiting > 0 else chunk
-
         return read_host_status(
-            read, self.status_timeout, self.url, ", and the cable and baud rate"
+            _reader(port), self.status_timeout, self.url, ", and the cable and baud rate"
         )
 
     def _connection(self) -> Any:
@@ -210,6 +235,19 @@ class SerialPrinter(PrinterTransport):
                 port.close()
             except _PORT_ERRORS:
                 pass  # the device is gone; there is nothing left to release
+
+
+def _reader(port: Any) -> Callable[[float, int], bytes | None]:
+    """Return a read function for the answer readers; b"" means nothing yet, keep waiting."""
+
+    def read(remaining: float, most: int) -> bytes | None:
+        chunk: bytes = port.read(1)  # waits up to the port's short poll timeout
+        if not chunk:
+            return b""  # nothing yet: the answer reader keeps the time
+        waiting = min(int(port.in_waiting), most - 1)
+        return chunk + port.read(waiting) if waiting > 0 else chunk
+
+    return read
 
 
 def _discard_unasked(port: Any) -> None:

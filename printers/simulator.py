@@ -8,19 +8,33 @@ scanned incrementally, so a format split at any byte prints exactly once; a form
 by a disconnect is discarded, like a real printer does. Sizes are capped so a hostile client
 cannot exhaust memory.
 
+It keeps a label odometer like a Zebra's `odometer.total_label_count`: every label it prints
+counts (a format's `^PQ` quantity, 1 without one; formats held in the buffer count when they
+print), and a Set-Get-Do `! U1 getvar "odometer.total_label_count"` line is answered with the
+count in double quotes and nothing after it, as a real printer does; other variables get
+`"?"`. `odometer_start` sets the count it starts from; with `state_file` the count is kept in a
+small JSON file, rewritten after every print, so it survives restarts like a printer's
+non-volatile memory (an existing file wins over `odometer_start`). `set_odometer_fault` makes
+it answer like printers that cannot tell: "unsupported" (answers `"?"`, older firmware),
+"silent" (no Set-Get-Do at all), "garbage" (an answer that is no count); `add_labels(n)`
+counts labels printed without a format from a client (a test page, another host).
+
 With `record_dir` each printed format is also written there as `NNNNNN.zpl`; with
 `render_dir` it is drawn by `printers.zplrender` as `NNNNNN.png` (the same number), which a
 barcode decoder can read back; a format the reader refuses is counted in `render_failures`
 and its error kept in `render_errors`, and printing goes on, as a printer would.
 
-Run it on its own with `python -m printers.simulator --port 0 --record-dir DIR`: it prints
-one line `listening tcp://HOST:PORT` and serves until SIGTERM or SIGINT.
+Run it on its own with `python -m printers.simulator --port 0 --record-dir DIR`
+(`--odometer-start N`, `--state-file FILE`, `--odometer-fault KIND`): it prints one line
+`listening tcp://HOST:PORT` and serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import queue
 import re
 import selectors
@@ -36,17 +50,26 @@ from typing import Self
 
 from printers.errors import ZplError
 from printers.filespool import FilePrinter
+from printers.odometer import LABEL_COUNT_VARIABLE, MAX_LABEL_COUNT
 from printers.status import MAX_FORMATS, PrinterStatus, format_host_status
 from printers.tcp import HOST_STATUS_REQUEST, tcp_url
 from printers.zplrender import rasterise
 
 FAULTS = ("paper_out", "head_open", "paused", "ribbon_out", "no_answer")
+ODOMETER_FAULTS = ("unsupported", "silent", "garbage")
 FORMAT_START = b"^XA"
 FORMAT_END = b"^XZ"
+SGD_START = b"! U1"
 MAX_FORMAT_BYTES = 1 << 20
+# A Set-Get-Do line longer than this, or one holding a ZPL prefix, is not taken for a command.
+MAX_SGD_BYTES = 256
 MAX_PENDING_REPLY = 64 * 1024
 MAX_CONNECTIONS = 64
 _RECORDED = re.compile(r"([0-9]{6})\.(?:zpl|png)")
+_SGD_LINE = re.compile(rb"! U1(?: [ -}]*)?")  # printable, no ~ (nor ^, checked apart)
+_GETVAR = re.compile(rb'! U1 +getvar +"([a-z0-9_.]{1,128})" *')
+_QUANTITY = re.compile(rb"\^PQ([0-9]{1,8})")
+GARBAGE_COUNT = b'"31,084 LABELS"'
 # Work for the serving thread, and the event it sets when the work is done.
 _Call = tuple[Callable[[], None], threading.Event]
 
@@ -63,7 +86,7 @@ class FormatTooLarge(ValueError):
 
 
 class FormatScanner:
-    """Split a ZPL byte stream into complete formats and `~HS` requests, however it is chunked."""
+    """Split a ZPL stream into formats, `~HS` requests and Set-Get-Do lines, however chunked."""
 
     def __init__(self, max_format_bytes: int = MAX_FORMAT_BYTES) -> None:
         self._limit = max_format_bytes
@@ -78,7 +101,11 @@ class FormatScanner:
         return self._in_format
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Return the formats and `~HS` requests (as b"~HS") that `data` completes, in order."""
+        """Return the formats, `~HS` requests (as b"~HS") and `! U1` lines `data` completes.
+
+        A Set-Get-Do line ends at CR or LF (not included); one that grows past MAX_SGD_BYTES
+        or holds `^`, `~` or a control byte before its end is no command and is skipped.
+        """
         self._buffer += data
         found: list[bytes] = []
         while True:
@@ -95,19 +122,49 @@ class FormatScanner:
                 del self._buffer[:end]
                 self._in_format = False
                 continue
-            start = self._buffer.find(FORMAT_START)
-            request = self._buffer.find(HOST_STATUS_REQUEST)
-            if request >= 0 and (start < 0 or request < start):
+            starts = {
+                kind: at
+                for kind, at in (
+                    ("format", self._buffer.find(FORMAT_START)),
+                    ("status", self._buffer.find(HOST_STATUS_REQUEST)),
+                    ("sgd", self._buffer.find(SGD_START)),
+                )
+                if at >= 0
+            }
+            if not starts:
+                # Bytes between formats mean nothing, but the last three may start a command.
+                del self._buffer[:-3]
+                return found
+            kind = min(starts, key=starts.__getitem__)
+            at = starts[kind]
+            if kind == "status":
                 found.append(HOST_STATUS_REQUEST)
-                del self._buffer[: request + len(HOST_STATUS_REQUEST)]
-            elif start >= 0:
-                del self._buffer[:start]
+                del self._buffer[: at + len(HOST_STATUS_REQUEST)]
+            elif kind == "format":
+                del self._buffer[:at]
                 self._in_format = True
                 self._searched = len(FORMAT_START)
             else:
-                # Bytes between formats mean nothing, but the last two may start a command.
-                del self._buffer[:-2]
-                return found
+                del self._buffer[:at]
+                line = self._sgd_line()
+                if line is None:
+                    return found  # wait for the rest of the line
+                if line:
+                    found.append(line)
+                else:
+                    del self._buffer[:1]  # not a command: look past its "!"
+
+    def _sgd_line(self) -> bytes | None:
+        """Take the `! U1` line at the buffer's start: the line, b"" if none, None if unfinished."""
+        ends = [at for at in (self._buffer.find(b"\r"), self._buffer.find(b"\n")) if at >= 0]
+        end = min(ends) if ends else len(self._buffer)
+        line = bytes(self._buffer[:end])
+        if end > MAX_SGD_BYTES or b"^" in line or not _SGD_LINE.fullmatch(line):
+            return b""
+        if not ends:
+            return None
+        del self._buffer[: end + 1]
+        return line
 
 
 class _Connection:
@@ -130,7 +187,14 @@ class PrinterSimulator:
         record_dir: Path | None = None,
         render_dir: Path | None = None,
         dpi: int = 203,
+        odometer_start: int = 0,
+        state_file: Path | None = None,
     ) -> None:
+        if not 0 <= odometer_start <= MAX_LABEL_COUNT:
+            raise ValueError(f"odometer_start must be 0..{MAX_LABEL_COUNT}")
+        self._state_file = state_file
+        self._labels = _load_odometer(state_file, odometer_start)
+        self._odometer_fault: str | None = None
         self._address = (host, port)
         self._recorder = FilePrinter(record_dir) if record_dir is not None else None
         self._renderer = _PngSpool(render_dir) if render_dir is not None else None
@@ -276,6 +340,28 @@ class PrinterSimulator:
                     self._print(held)
                 self._buffered.clear()
 
+    @property
+    def odometer(self) -> int:
+        """Return the labels printed over the printer's life (its odometer.total_label_count)."""
+        with self._lock:
+            return self._labels
+
+    def set_odometer_fault(self, kind: str | None) -> None:
+        """Answer the label count like a printer that cannot (one of ODOMETER_FAULTS), or not."""
+        if kind is not None and kind not in ODOMETER_FAULTS:
+            raise ValueError(
+                f"unknown odometer fault {kind!r}: use one of {', '.join(ODOMETER_FAULTS)} or None"
+            )
+        with self._lock:
+            self._odometer_fault = kind
+
+    def add_labels(self, count: int) -> None:
+        """Count `count` labels printed without a format from a client (a test page, another PC)."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        with self._lock:
+            self._count_labels(count)
+
     def refuse_connections(self, flag: bool) -> None:
         """Close (True) or reopen (False) the listening socket; open connections stay open."""
         if self._thread is None:
@@ -290,9 +376,17 @@ class PrinterSimulator:
 
     # -- printing ---------------------------------------------------------------------------
 
+    def _count_labels(self, count: int) -> None:
+        """Advance the odometer and keep it in the state file; the caller holds the lock."""
+        self._labels = min(self._labels + count, MAX_LABEL_COUNT)
+        if self._state_file is not None:
+            _save_odometer(self._state_file, self._labels)
+
     def _print(self, zpl: bytes) -> None:
         """Print one format; the caller holds the lock."""
         self._printed.append(zpl)
+        quantity = _QUANTITY.search(zpl)
+        self._count_labels(max(int(quantity[1]), 1) if quantity else 1)
         number = f"{self._next_record:06d}"
         if self._recorder is not None:
             self._recorder.send(zpl, number)
@@ -327,6 +421,19 @@ class PrinterSimulator:
                 formats_in_buffer=min(held, MAX_FORMATS),
             )
         )
+
+    def _sgd_reply(self, line: bytes) -> bytes:
+        """Answer a Set-Get-Do line the way a Link-OS printer does; setvar and do get nothing."""
+        getvar = _GETVAR.fullmatch(line)
+        with self._lock:
+            fault, odometer_fault, labels = self._fault, self._odometer_fault, self._labels
+        if getvar is None or fault == "no_answer" or odometer_fault == "silent":
+            return b""
+        if getvar[1].decode("ascii") != LABEL_COUNT_VARIABLE or odometer_fault == "unsupported":
+            return b'"?"'
+        if odometer_fault == "garbage":
+            return GARBAGE_COUNT
+        return f'"{labels}"'.encode("ascii")
 
     # -- the serving thread -----------------------------------------------------------------
 
@@ -418,6 +525,8 @@ class PrinterSimulator:
                 for item in connection.scanner.feed(data):
                     if item == HOST_STATUS_REQUEST:
                         connection.reply += self._status_reply()
+                    elif item.startswith(SGD_START):
+                        connection.reply += self._sgd_reply(item)
                     else:
                         self._receive(item)
             self._flush(connection)
@@ -455,6 +564,34 @@ class PrinterSimulator:
             self._close(connection)
 
 
+def _load_odometer(state_file: Path | None, start: int) -> int:
+    """Return the odometer kept in `state_file`, or `start` when there is none yet."""
+    if state_file is None or not state_file.exists():
+        return start
+    try:
+        kept = json.loads(state_file.read_text(encoding="utf-8"))["total_label_count"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{state_file} is not a simulator state file: {exc}") from None
+    if not isinstance(kept, int) or not 0 <= kept <= MAX_LABEL_COUNT:
+        raise ValueError(f"{state_file} holds no label count of 0..{MAX_LABEL_COUNT}")
+    return kept
+
+
+def _save_odometer(state_file: Path, labels: int) -> None:
+    """Replace the state file in one step, so a kill never leaves half of it."""
+    temp = state_file.with_name(f".{state_file.name}.tmp")
+    temp.write_text(json.dumps({"total_label_count": labels}) + "\n", encoding="utf-8")
+    os.replace(temp, state_file)
+
+
+def _count(text: str) -> int:
+    """Parse a label count for the command line."""
+    value = int(text)
+    if not 0 <= value <= MAX_LABEL_COUNT:
+        raise argparse.ArgumentTypeError(f"use 0..{MAX_LABEL_COUNT}")
+    return value
+
+
 def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -464,20 +601,47 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m printers.simulator",
         description="Serve a simulated ZPL label printer on TCP.",
-        epilog="example: python -m printers.simulator --port 9100 --record-dir /tmp/labels",
+        epilog="example: python -m printers.simulator --port 9100 --record-dir /tmp/labels "
+        "--state-file /tmp/printer.json",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=9100, help="port to listen on, 0 for any")
     parser.add_argument("--record-dir", type=Path, help="write each printed format here")
     parser.add_argument("--render-dir", type=Path, help="draw each printed format here as PNG")
     parser.add_argument("--fault", choices=FAULTS, help="start with this fault set")
+    parser.add_argument(
+        "--odometer-start",
+        type=_count,
+        default=0,
+        help="labels the printer has printed before (its label odometer), default 0",
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        help="keep the label odometer in this file across restarts (it wins over the start)",
+    )
+    parser.add_argument(
+        "--odometer-fault",
+        choices=ODOMETER_FAULTS,
+        help="answer the label count like a printer that cannot",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
-    with PrinterSimulator(
-        args.host, args.port, record_dir=args.record_dir, render_dir=args.render_dir
-    ) as simulator:
+    try:
+        simulator = PrinterSimulator(
+            args.host,
+            args.port,
+            record_dir=args.record_dir,
+            render_dir=args.render_dir,
+            odometer_start=args.odometer_start,
+            state_file=args.state_file,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    with simulator:
         simulator.set_fault(args.fault)
+        simulator.set_odometer_fault(args.odometer_fault)
         sys.stdout.write(f"listening {simulator.url}\n")
         sys.stdout.flush()
         try:

@@ -3,17 +3,27 @@
 One connection is kept per `TcpPrinter` and checked before each use: bytes the printer sent
 unasked are dropped, and a connection the printer closed is replaced, so a late or stray
 answer can never be read as the reply to the next `~HS`. After any error the connection is
-closed, so a half-written format is never completed by the bytes of the next one.
+closed, so a half-written format is never completed by the bytes of the next one. The label
+odometer is asked on the same connection (`query_odometer`, see `printers.odometer`); when the
+printer ignores that question the connection is closed too, so its late answer is never read.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
+from printers.odometer import (
+    LABEL_COUNT_REQUEST,
+    NO_ANSWER,
+    LabelOdometer,
+    parse_label_count,
+    read_label_count,
+)
 from printers.status import (
     MAX_STATUS_BYTES,
     PrinterStatus,
@@ -102,21 +112,35 @@ class TcpPrinter(PrinterTransport):
         with self._lock:
             self._drop()
 
+    def query_odometer(self) -> LabelOdometer:
+        """Ask the printer for its lifetime label count (Set-Get-Do getvar) and parse it."""
+        with self._lock:
+            sock = self._connection()
+            try:
+                sock.settimeout(self.status_timeout)
+                sock.sendall(LABEL_COUNT_REQUEST)
+                answer = read_label_count(_reader(sock), self.status_timeout, self.url)
+                if answer is None:
+                    # A printer without Set-Get-Do; an answer arriving late must not be
+                    # taken for the reply to the next question.
+                    self._drop()
+                    return LabelOdometer(None, NO_ANSWER)
+                return parse_label_count(answer)
+            except PrinterError:
+                self._drop()
+                raise
+            except OSError as exc:
+                self._drop()
+                raise PrinterError(
+                    E.ERR_PRINTER_IO,
+                    f"The connection to the printer at {self.url} broke while asking its label "
+                    f"count ({exc}); check the network cable and try again.",
+                ) from exc
+
     def _read_answer(self, sock: socket.socket) -> bytes:
         """Read the printer's whole status answer from the connection."""
-
-        def read(remaining: float, most: int) -> bytes | None:
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(most)
-            except TimeoutError:
-                return None
-            if not chunk:
-                raise OSError("the printer closed the connection")
-            return chunk
-
         return read_host_status(
-            read, self.status_timeout, self.url, "; power-cycle it if it stays silent"
+            _reader(sock), self.status_timeout, self.url, "; power-cycle it if it stays silent"
         )
 
     def _connection(self) -> socket.socket:
@@ -143,6 +167,22 @@ class TcpPrinter(PrinterTransport):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _reader(sock: socket.socket) -> Callable[[float, int], bytes | None]:
+    """Return a read function for the answer readers: None on timeout, OSError on hang-up."""
+
+    def read(remaining: float, most: int) -> bytes | None:
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(most)
+        except TimeoutError:
+            return None
+        if not chunk:
+            raise OSError("the printer closed the connection")
+        return chunk
+
+    return read
 
 
 def _discard_unasked(sock: socket.socket) -> bool:

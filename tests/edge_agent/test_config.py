@@ -16,6 +16,11 @@ from edge_agent.errors import EdgeError
         ("[edge]\nsync_batch = 5000", "sync_batch"),
         ('[edge]\nretry_schedule = "x,y"', "retry_schedule"),
         ("\x00\xff", "cannot read"),
+        ("[edge]\nclock_warn_seconds = 7200", "clock_warn_seconds"),
+        ("[edge]\nclock_warn_seconds = 0", "clock_warn_seconds"),
+        ("[edge]\nmarks_every = 0", "marks_every"),
+        ('[edge]\nmarks_seconds = "soon"', "must be a float"),
+        ("[edge]\nreconcile_interval = 5", "reconcile_interval"),
     ],
 )
 def test_bad_edge_config_is_a_clear_error(tmp_path, toml, fragment):

@@ -4,7 +4,7 @@ import time
 import sqlalchemy as sa
 
 from central import tables as T
-from edge_agent import outbox
+from edge_agent import outbox, reconcile
 from edge_agent.issuing import Issuer
 from edge_agent.outbox import SyncWorker, flush, push_once, retry_delay
 from edge_agent.printing import PrintQueue
@@ -158,15 +158,18 @@ def test_printed_events_follow_issued_through_the_queue(agents, tenant, tmp_path
     assert (row.state, row.print_count) == ("printed", 1)
 
 
-def test_prune_keeps_what_is_not_delivered(agents, tenant):
+def test_prune_keeps_what_is_not_delivered_or_not_confirmed(agents, tenant):
     agent = agents.enroll()
     issuer = Issuer(agent)
     for _ in range(5):
         issuer.issue("WO-HAT-1")
     flush(agent)
     issuer.issue("WO-HAT-1")  # pending
+    later = time.time() + 31 * 86400
+    assert outbox.prune(agent, later, retention_days=30) == 0  # delivered, not confirmed
+    reconcile.reconcile(agent)  # central confirms the 5 it holds
     assert outbox.prune(agent, time.time(), retention_days=30) == 0  # all fresh
-    assert outbox.prune(agent, time.time() + 31 * 86400, retention_days=30) == 5
+    assert outbox.prune(agent, later, retention_days=30) == 5
     assert outbox.counts(agent) == {
         "pending": 1,
         "dead": 0,

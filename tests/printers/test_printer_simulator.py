@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from printers.simulator import FormatScanner, FormatTooLarge, PrinterSimulator
+from printers.odometer import LABEL_COUNT_REQUEST
+from printers.simulator import (
+    MAX_SGD_BYTES,
+    FormatScanner,
+    FormatTooLarge,
+    PrinterSimulator,
+)
+from printers.status import PrinterStatus, format_host_status
 from printers.tcp import TcpPrinter
 
 STREAM = b"\r\n^XA^FDone^FS^XZ\r\n~HS junk ^XZ ~H ^XA^FD~HS inside^FS^XZ~HS"
@@ -18,7 +26,10 @@ EXPECTED = [b"^XA^FDone^FS^XZ", b"~HS", b"^XA^FD~HS inside^FS^XZ", b"~HS"]
 pieces = st.lists(
     st.one_of(
         st.sampled_from([b"^XA^FDa^FS^XZ", b"^XA^XZ", b"~HS"]),
-        st.binary(max_size=20).filter(lambda junk: b"^XA" not in junk and b"~HS" not in junk),
+        # Junk must not spell a command, nor start one with the next piece ("! U" + "1").
+        st.binary(max_size=20).filter(
+            lambda junk: b"^XA" not in junk and b"~HS" not in junk and b"!" not in junk
+        ),
     ),
     max_size=20,
 )
@@ -140,3 +151,108 @@ def test_rendered_images_share_numbers_with_recorded_formats_across_runs(
     assert sorted(p.name for p in (tmp_path / "zpl").iterdir()) == ["000005.zpl"]
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["000004.png", "000005.png"]
     assert (tmp_path / "png" / "000005.png").read_bytes().startswith(b"\x89PNG")
+
+
+# -- Set-Get-Do lines and the label odometer ------------------------------------------------
+
+SGD_STREAM = (
+    b'^XA^FDa^FS^XZ! U1 getvar "odometer.total_label_count"\r\n~HS'
+    b'! U1 setvar "media.type" "label" \n'
+    b"! U1 ^XA^FDb^FS^XZ"  # a ZPL prefix before the line end: no command, the format prints
+    b'! U1 getvar "x" ~HS\r\n'  # a ~ before the line end: no command, the ~HS counts
+)
+SGD_EXPECTED = [
+    b"^XA^FDa^FS^XZ",
+    b'! U1 getvar "odometer.total_label_count"',
+    b"~HS",
+    b'! U1 setvar "media.type" "label" ',
+    b"^XA^FDb^FS^XZ",
+    b"~HS",
+]
+
+
+def test_scanner_finds_set_get_do_lines_however_the_stream_is_cut() -> None:
+    assert FormatScanner().feed(SGD_STREAM) == SGD_EXPECTED
+    for cut in range(len(SGD_STREAM) + 1):
+        assert feed_in_chunks(SGD_STREAM, [cut]) == SGD_EXPECTED
+    assert feed_in_chunks(SGD_STREAM, list(range(len(SGD_STREAM)))) == SGD_EXPECTED
+
+
+def test_scanner_gives_up_on_a_line_that_never_ends() -> None:
+    scanner = FormatScanner()
+    assert scanner.feed(b"! U1 " + b"x" * MAX_SGD_BYTES) == []
+    assert scanner.feed(b"\r\n^XA^XZ") == [b"^XA^XZ"]
+
+
+def ask(simulator: PrinterSimulator, request: bytes, etx: int = 0) -> bytes:
+    """Send one raw request; return the answer once it holds two quotes and `etx` ETX bytes."""
+    with socket.create_connection(simulator.address, timeout=20) as sock:
+        sock.sendall(request)
+        answer = b""
+        while answer.count(b'"') < 2 or answer.count(b"\x03") < etx:
+            chunk = sock.recv(100)
+            assert chunk
+            answer += chunk
+        return answer
+
+
+def test_getvar_is_answered_in_quotes_with_nothing_after_it() -> None:
+    with PrinterSimulator(odometer_start=31084) as simulator:
+        answer = ask(simulator, LABEL_COUNT_REQUEST + b"~HS", etx=3)
+        # the ~HS frames follow the closing quote at once: no line end in between
+        assert answer == b'"31084"' + format_host_status(PrinterStatus())
+        unknown = ask(simulator, b'! U1 getvar "device.unknown_thing"\r\n')
+        assert unknown == b'"?"'
+        assert simulator.odometer == 31084
+
+
+def test_the_odometer_counts_printed_labels_and_labels_printed_elsewhere() -> None:
+    with PrinterSimulator() as simulator:
+        with TcpPrinter(*simulator.address) as printer:
+            printer.send(b"^XA^FDa^FS^XZ", "a")
+            printer.send(b"^XA^FDb^FS^PQ3^XZ", "b")
+            printer.send(b"^XA^PQ0^XZ", "c")  # an invalid quantity prints one
+            assert printer.query_status().ready
+        assert simulator.odometer == 5
+        simulator.add_labels(2)  # a test page printed from the printer's front panel
+        assert simulator.odometer == 7
+        with pytest.raises(ValueError):
+            simulator.add_labels(-1)
+
+
+def test_the_odometer_survives_a_restart_with_a_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "printer.json"
+    with PrinterSimulator(odometer_start=100, state_file=state) as simulator:
+        with TcpPrinter(*simulator.address) as printer:
+            printer.send(b"^XA^XZ", "a")
+            printer.query_status()
+    assert json.loads(state.read_text()) == {"total_label_count": 101}
+    with PrinterSimulator(odometer_start=5, state_file=state) as simulator:
+        assert simulator.odometer == 101  # the printer's memory wins over the start value
+    assert PrinterSimulator(odometer_start=5).odometer == 5  # no state file: no memory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["printer.json"]
+
+
+@pytest.mark.parametrize(
+    "content", ["", "{}", '{"total_label_count": -1}', '{"total_label_count": "7"}', "[1]"]
+)
+def test_a_broken_state_file_is_refused(tmp_path: Path, content: str) -> None:
+    state = tmp_path / "printer.json"
+    state.write_text(content)
+    with pytest.raises(ValueError, match="printer.json"):
+        PrinterSimulator(state_file=state)
+
+
+def test_odometer_settings_are_checked() -> None:
+    with pytest.raises(ValueError):
+        PrinterSimulator(odometer_start=-1)
+    with pytest.raises(ValueError):
+        PrinterSimulator(odometer_start=2**32)
+    with pytest.raises(ValueError, match="unsupported"):
+        PrinterSimulator().set_odometer_fault("broken")
+
+
+def test_a_silent_printer_answers_no_getvar_either(simulator: PrinterSimulator) -> None:
+    simulator.set_fault("no_answer")
+    with TcpPrinter(*simulator.address, status_timeout=0.3) as printer:
+        assert printer.query_odometer().why == "no_answer"

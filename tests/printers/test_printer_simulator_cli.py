@@ -75,3 +75,45 @@ def test_help_shows_an_example() -> None:
         check=True,
     )
     assert "example:" in result.stdout and "--record-dir" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_simulator_process_keeps_its_odometer_in_a_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "printer.json"
+    for expected in (42, 43):
+        with start_simulator("--odometer-start", "41", "--state-file", str(state)) as process:
+            url = read_url(process)
+            with open_printer(url) as printer:
+                printer.send(b"^XA^FDx^FS^XZ", "x")
+                assert printer.query_odometer().labels == expected  # the file wins on restart
+            process.send_signal(signal.SIGTERM)
+            _stdout, stderr = process.communicate(timeout=GUARD)
+        assert process.returncode == 0, stderr
+
+
+@pytest.mark.slow
+def test_the_simulator_process_answers_like_a_printer_without_the_counter() -> None:
+    with start_simulator("--odometer-fault", "unsupported") as process:
+        with open_printer(read_url(process)) as printer:
+            assert printer.query_odometer().why == "unsupported"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=GUARD)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["--odometer-start", "-1"], ["--odometer-start", "lots"]])
+def test_the_simulator_process_refuses_a_bad_odometer_start(args: list[str]) -> None:
+    with start_simulator(*args) as process:
+        stdout, stderr = process.communicate(timeout=GUARD)
+    assert process.returncode == 2 and stdout == ""
+    assert "--odometer-start" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_the_simulator_process_refuses_a_broken_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "printer.json"
+    state.write_text("not json")
+    with start_simulator("--state-file", str(state)) as process:
+        _stdout, stderr = process.communicate(timeout=GUARD)
+    assert process.returncode == 2
+    assert "not a simulator state file" in stderr and "Traceback" not in stderr

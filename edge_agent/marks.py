@@ -1,0 +1,132 @@
+"""High-water-mark reports while an `issue` command runs, in a thread of their own.
+
+Issuing never waits for them: the issuing loop only counts serials and wakes the reporter
+after `marks_every` serials or `marks_seconds` seconds (whichever comes first). The reporter
+uses a client of its own with a short timeout; when central cannot be reached it waits
+`marks_seconds` before it tries again, and a refusal (an old central without reconcile, a
+revoked agent) ends the reports of this command. `finish` sends the last report, unless
+central was just found unreachable, so a command that ran online leaves central knowing
+every number it used.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from types import TracebackType
+
+from edge_agent import rollback
+from edge_agent.agent import Agent
+from edge_agent.client import CentralClient
+from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+
+log = logging.getLogger("lineledger.edge")
+
+
+class MarksReporter:
+    """Report high-water marks in the background while serials are issued."""
+
+    def __init__(self, agent: Agent) -> None:
+        cfg = agent.config
+        self.agent = agent
+        self.enabled = cfg.marks_report
+        self.every = cfg.marks_every
+        self.seconds = cfg.marks_seconds
+        self.timeout = cfg.guard_timeout
+        self.reports = 0
+        self.failures = 0
+        self.last_error: dict[str, str] | None = None
+        self.rollback = False
+        self._unreported = 0
+        self._last = time.monotonic()
+        self._down_until = 0.0
+        self._stopped = False
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # one report at a time
+        self._count_lock = threading.Lock()
+        self._client: CentralClient | None = None
+        self._thread = threading.Thread(target=self._run, name="marks-reporter", daemon=True)
+
+    def __enter__(self) -> MarksReporter:
+        if self.enabled:
+            self._client = self.agent.new_client(self.timeout)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish()
+
+    def issued(self, count: int = 1) -> None:
+        """Count serials just issued; wake the reporter when a report is due."""
+        with self._count_lock:
+            self._unreported += count
+            due = self._unreported >= self.every
+        if due or time.monotonic() - self._last >= self.seconds:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.seconds)
+            self._wake.clear()
+            if self._stopped:
+                return
+            if self._unreported and time.monotonic() >= self._down_until:
+                self.report()
+
+    def report(self) -> bool:
+        """Send one report now; return whether central took it."""
+        if not self.enabled or self._client is None:
+            return False
+        with self._lock:
+            with self._count_lock:
+                pending, self._unreported = self._unreported, 0
+            self._last = time.monotonic()
+            try:
+                guard = rollback.exchange_marks(self.agent, self.timeout, self._client)
+            except CentralUnreachable as exc:
+                self._requeue(pending)
+                self.failures += 1
+                self.last_error = exc.to_dict()
+                self._down_until = time.monotonic() + self.seconds
+                return False
+            except CentralRefused as exc:
+                self.last_error = exc.to_dict()
+                self.enabled = False  # an old central, or this agent was revoked: stop
+                log.warning("high-water reports stopped: %s", exc)
+                return False
+            except (EdgeError, sqlite3.Error) as exc:  # the store refused (a full disk, ...)
+                self._requeue(pending)
+                self.last_error = {"code": getattr(exc, "code", "ERR_IO"), "message": str(exc)}
+                self._down_until = time.monotonic() + self.seconds
+                return False
+            self.reports += 1
+            self.rollback = self.rollback or guard.rollback
+            return True
+
+    def _requeue(self, count: int) -> None:
+        with self._count_lock:
+            self._unreported += count
+
+    def finish(self) -> None:
+        """Stop the thread and send the last report (skipped while central is down)."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.enabled and time.monotonic() >= self._down_until:
+            try:
+                unreported = bool(self._unreported) or rollback.unreported_marks(self.agent)
+            except sqlite3.Error:
+                unreported = False
+            if unreported:
+                self.report()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
