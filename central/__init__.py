@@ -18,7 +18,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from central import api_admin, api_edge, api_ops, api_public, web_errors
+from central import api_admin, api_edge, api_jobs, api_ops, api_public, api_review, web_errors
 from central.admin import ensure_active_key
 from central.config import CentralConfig, load_config
 from central.db import Store
@@ -59,6 +59,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_edge.bp)
     app.register_blueprint(api_public.bp)
     app.register_blueprint(api_admin.bp)
+    app.register_blueprint(api_jobs.bp)
+    app.register_blueprint(api_review.bp)
     # One budget per client address for the API and the page together.
     # The limits depend on configuration, so the views are wrapped here, not where defined.
     verify_limit = limiter.shared_limit(config.verify_rate_limit, scope="verify")

@@ -735,3 +735,7 @@ def keys_list(ctx: _Ctx) -> None:
         for row in conn.execute(sa.select(T.key_versions).order_by(T.key_versions.c.version)):
             mark = "active" if row.active else ""
             click.echo(f"v{row.version}\t{row.fingerprint}\t{row.created_at}\t{mark}")
+
+
+# Command groups that live in modules of their own; each registers itself on `main` above.
+from central import cli_jobs, cli_review  # noqa: E402, F401

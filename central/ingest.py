@@ -140,7 +140,14 @@ def _read_view(
                 )
             ).scalars()
         )
-    orders = sorted({e.work_order for e in events if e.work_order})
+    orders = sorted(
+        {e.work_order for e in events if e.work_order}
+        | {
+            str(e.data["work_order"])
+            for e in events
+            if e.type == L.LINKED and e.data.get("work_order")
+        }
+    )
     recalled: set[str] = set()
     for chunk in _chunks(orders):
         recalled.update(
@@ -331,6 +338,8 @@ class _Judge:
             return EventResult(e.event_id, REJECTED, exc.code, exc.message)
         if current is None and e.work_order in self.view.recalled_orders:
             new_state = L.RECALLED
+        elif e.type == L.LINKED and e.data.get("work_order") in self.view.recalled_orders:
+            new_state = L.RECALLED  # linked to a recalled work order: recalled with it
         self._accept(e, serial, lease, current, new_state, ",".join(flags) or None)
         if closed:
             marks = self.writes.raised_marks

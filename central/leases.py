@@ -242,8 +242,11 @@ def _grant_size(
         )
     orders = _open_work_orders(conn, agent, req.scope)
     remaining = {r.number: max(0, allowed_serials(r.quantity, r.overage_pct) - r.n) for r in orders}
-    line_need = sum(remaining[r.number] for r in orders if r.line in (None, agent.line))
-    scope_need = sum(remaining.values())
+    unsynced_mine, unsynced_all = _used_not_registered(conn, agent, req.scope)
+    line_need = (
+        sum(remaining[r.number] for r in orders if r.line in (None, agent.line)) - unsynced_mine
+    )
+    scope_need = sum(remaining.values()) - unsynced_all
     size = min(
         req.size,
         config.lease_max_size,
@@ -259,6 +262,43 @@ def _grant_size(
             "order's quantity or open a new one",
         )
     return size
+
+
+def _used_not_registered(conn: Connection, agent: AgentRef, scope: Scope) -> tuple[int, int]:
+    """Return numbers the lines reported used whose facts have not arrived (mine, all).
+
+    They belong to the open work orders of the scope's type and category (on any date) just
+    as registered serials do, so the need for more numbers is that much smaller.
+    """
+    prefix = f"{scope.org}-{scope.ptype}-{scope.category}-"
+    leases = conn.execute(
+        sa.select(T.leases).where(
+            T.leases.c.tenant_id == agent.tenant_id,
+            T.leases.c.status == "active",
+            T.leases.c.scope_key.like(prefix + "%"),
+        )
+    ).all()
+    if not leases:
+        return 0, 0
+    marks = high_waters(conn, leases)
+    reg = T.registry.c
+    registered: dict[str, int] = {}
+    ids = [r.id for r in leases]
+    for i in range(0, len(ids), 500):
+        registered.update(
+            conn.execute(
+                sa.select(reg.lease_id, sa.func.count())
+                .where(reg.lease_id.in_(ids[i : i + 500]))
+                .group_by(reg.lease_id)
+            ).all()
+        )
+    mine = every = 0
+    for r in leases:
+        unsynced = max(0, marks[r.id] - r.first_seq + 1 - registered.get(r.id, 0))
+        every += unsynced
+        if r.agent_id == agent.id:
+            mine += unsynced
+    return mine, every
 
 
 def high_waters(conn: Connection, leases: Sequence[Row[Any]]) -> dict[str, int]:

@@ -12,13 +12,28 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from central import tables as T
 from central.agent_metrics import AgentGauges
 from central.db import Store
+from central.jobs import catalog
+from central.jobs.runs import STATUSES, job_status, last_complete, scheduler_status
+from central.timeutil import utcnow
+from protocol import errors as PE
 
+# Quarantine reasons the reference's `quarantine.invalid_format` gauge counts.
+FORMAT_REASONS = (
+    PE.ERR_SERIAL_EMPTY,
+    PE.ERR_SERIAL_LENGTH,
+    PE.ERR_SERIAL_CHARS,
+    PE.ERR_SERIAL_SYNTAX,
+    PE.ERR_SERIAL_DATE,
+    PE.ERR_SERIAL_SEQ,
+    PE.ERR_SERIAL_CHECK,
+    PE.ERR_SERIAL_MAC,
+)
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.5, 1.0, 2.5)
 
 
@@ -28,7 +43,7 @@ class _StoreGauges(Collector):
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         with self.store.read() as conn:
             open_q = conn.execute(
                 sa.select(T.quarantine.c.reason, sa.func.count())
@@ -41,11 +56,27 @@ class _StoreGauges(Collector):
             leases = conn.execute(
                 sa.select(T.leases.c.status, sa.func.count()).group_by(T.leases.c.status)
             ).all()
+            ever = conn.execute(sa.select(sa.func.count()).select_from(T.quarantine)).scalar()
         total = GaugeMetricFamily(
             "quarantine_total_quarantined", "Serials held in quarantine and not yet resolved"
         )
         total.add_metric([], sum(n for _, n in open_q))
         yield total
+        created = CounterMetricFamily(
+            "quarantine_entries", "Quarantine entries ever made (open or resolved)"
+        )
+        created.add_metric([], ever or 0)
+        yield created
+        invalid = GaugeMetricFamily(
+            "quarantine_invalid_format", "Open quarantine entries for a serial's format or MAC"
+        )
+        invalid.add_metric([], sum(n for reason, n in open_q if reason in FORMAT_REASONS))
+        yield invalid
+        orphaned = GaugeMetricFamily(
+            "quarantine_orphaned", "Open quarantine entries of orphaned serials"
+        )
+        orphaned.add_metric([], sum(n for reason, n in open_q if reason == "ERR_ORPHANED"))
+        yield orphaned
         by_reason = GaugeMetricFamily(
             "quarantine_open", "Open quarantine entries by reason", labels=["reason"]
         )
@@ -62,6 +93,72 @@ class _StoreGauges(Collector):
         for status, n in leases:
             lease_g.add_metric([status], n)
         yield lease_g
+
+
+class _JobGauges(Collector):
+    """Read the central jobs' last runs from `job_runs` at scrape time ("job not running")."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = utcnow()
+        with self.store.read() as conn:
+            statuses = [job_status(conn, name) for name in catalog.JOBS]
+            sched = scheduler_status(conn, now)
+            check = last_complete(conn, catalog.CONSISTENCY_CHECK)
+        success = GaugeMetricFamily(
+            "lineledger_job_last_success_timestamp_seconds",
+            "When the job last finished successfully over every tenant (Unix time)",
+            labels=["job"],
+        )
+        started = GaugeMetricFamily(
+            "lineledger_job_last_run_timestamp_seconds",
+            "When the job's last run started (Unix time)",
+            labels=["job"],
+        )
+        last_status = GaugeMetricFamily(
+            "lineledger_job_last_run_status",
+            "1 for the status of the job's last run (running, ok, failed, skipped)",
+            labels=["job", "status"],
+        )
+        running = GaugeMetricFamily(
+            "lineledger_job_running", "1 while a process holds the job's lock", labels=["job"]
+        )
+        for status in statuses:
+            last, ok = status.last_run, status.last_success
+            if ok is not None and ok.finished_at is not None:
+                success.add_metric([status.job], ok.finished_at.timestamp())
+            if last is not None:
+                started.add_metric([status.job], last.started_at.timestamp())
+                for name in STATUSES:
+                    last_status.add_metric([status.job, name], 1 if last.status == name else 0)
+            running.add_metric([status.job], 1 if status.running(now) else 0)
+        yield success
+        yield started
+        yield last_status
+        yield running
+        alive = GaugeMetricFamily(
+            "lineledger_jobs_scheduler_alive", "1 while a `lineledger-central jobs` process runs"
+        )
+        alive.add_metric([], 1 if sched["alive"] else 0)
+        yield alive
+        if check is not None and "failures" in check.counts:
+            failures = GaugeMetricFamily(
+                "consistency_check_failures",
+                "Findings of the last complete consistency check that need a person "
+                "(quarantined, already quarantined or reported), plus tenants it could not check",
+            )
+            failures.add_metric([], check.counts["failures"])
+            yield failures
+            findings = GaugeMetricFamily(
+                "consistency_check_findings",
+                "Findings of the last complete consistency check by kind",
+                labels=["kind"],
+            )
+            for kind, n in sorted(check.counts.get("findings", {}).items()):
+                findings.add_metric([kind], n)
+            yield findings
 
 
 class Metrics:
@@ -98,6 +195,7 @@ class Metrics:
         )
         self.http_errors = Counter("http_errors", "Error answers by code", ["code"], registry=r)
         r.register(_StoreGauges(store))
+        r.register(_JobGauges(store))
         r.register(AgentGauges(store))
 
     def record_ingest(self, counts: Any, codes: list[str | None]) -> None:

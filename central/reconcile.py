@@ -136,6 +136,7 @@ def reconcile(
                         "b_id": lease.id,
                         "b_counts": json.dumps(dict(report.counts or {}), sort_keys=True),
                         "b_ok": fields["counts_match"] and fields["buckets_match"],
+                        "b_links": fields["links_match"],
                         "b_resend": lease.resend_requested_at,
                     }
                 )
@@ -163,7 +164,10 @@ def reconcile(
                 T.leases.update()
                 .where(T.leases.c.id == update["b_id"])
                 .values(
-                    reconciled_at=now, reported_counts=update["b_counts"], digest_ok=update["b_ok"]
+                    reconciled_at=now,
+                    reported_counts=update["b_counts"],
+                    digest_ok=update["b_ok"],
+                    links_ok=update["b_links"],
                 )
             )
             if update["b_resend"] is not None:  # asked once; a later request sets it again

@@ -186,6 +186,7 @@ leases = sa.Table(
     sa.Column("reconciled_at", TS),
     sa.Column("reported_counts", sa.Text),
     sa.Column("digest_ok", sa.Boolean),
+    sa.Column("links_ok", sa.Boolean),  # the agent's link records matched the registry's
     sa.Column("resend_requested_at", TS),  # the checker asks the agent to re-send
     sa.UniqueConstraint("agent_id", "request_id"),
     sa.CheckConstraint("first_seq >= 1 AND last_seq >= first_seq", name="range"),

@@ -7,3 +7,10 @@ label odometer with the labels it sent (`edge_agent.odometer`) and holds a print
 labels it has no record of. `edge_agent.cli` is the
 `lineledger-edge` command; `edge_agent.service` is the unattended service it runs.
 """
+
+import logging
+
+# Library code logs under "lineledger.edge"; a one-shot CLI command shows errors itself, so
+# its warnings must not reach stderr a second time through logging's last-resort handler.
+# The `run` service configures logging and gets them.
+logging.getLogger("lineledger").addHandler(logging.NullHandler())

@@ -97,9 +97,19 @@ class GuardReport:
 
 
 def _rollback_alert(conn: sqlite3.Connection, subject: str, stamp: str, details: Any) -> None:
-    alerts.raise_alert(
-        conn, alerts.ROLLBACK, alerts.ROLLBACK_MESSAGE, stamp, details, subject=subject
-    )
+    scope = details.get("scope", "") if isinstance(details, dict) else ""
+    skipped = details.get("skipped") if isinstance(details, dict) else None
+    if skipped:
+        what = f"{scope}: numbers {skipped[0]}-{skipped[1]} central knows were used are skipped"
+    elif isinstance(details, dict) and "adopted_from" in details:
+        what = (
+            f"{scope}: central granted this PC a lease it had forgotten; it issues from "
+            f"number {details['adopted_from']} on"
+        )
+    else:
+        what = scope
+    message = f"{alerts.ROLLBACK_MESSAGE} ({what})" if what else alerts.ROLLBACK_MESSAGE
+    alerts.raise_alert(conn, alerts.ROLLBACK, message, stamp, details, subject=subject)
 
 
 def _apply_verdict(

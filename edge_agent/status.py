@@ -19,17 +19,46 @@ def pool_status(agent: Agent) -> dict[str, Any]:
     """Return numbers on hand per scope, with the operator warnings."""
     cfg = agent.config
     out = {}
+    needs = _scope_needs(agent)
     for scope, level in pool.levels(agent.store.conn()).items():
         remaining = level["remaining"]
+        # A pool that holds all its open work orders can still issue is not running low,
+        # however small: central grants no more than the work needs.
+        need = needs.get(scope.rsplit("-", 1)[0])
+        low = cfg.low_water if need is None else min(cfg.low_water, need)
         warning = None
-        if remaining == 0:
+        if remaining == 0 and low > 0:
             warning = "empty"
-        elif remaining < cfg.low_water // 4:
+        elif remaining < low // 4:
             warning = "critical"
-        elif remaining < cfg.low_water:
+        elif remaining < low:
             warning = "low"
         out[scope] = {"remaining": remaining, "leases": level["leases"], "warning": warning}
     return out
+
+
+def _scope_needs(agent: Agent) -> dict[str, int]:
+    """Return what the open work orders can still issue per scope prefix (org-type-category).
+
+    A prefix with a work order of unknown allowance is left out (no limit known).
+    """
+    try:
+        org = agent.identity().org
+    except EdgeError:
+        return {}
+    needs: dict[str, int] = {}
+    unlimited: set[str] = set()
+    for r in agent.store.conn().execute(
+        "SELECT ptype, category, allowed, consumed_elsewhere, issued_local FROM work_orders "
+        "WHERE status = 'open'"
+    ):
+        prefix = f"{org}-{r['ptype']}-{r['category']}"
+        if r["allowed"] is None:
+            unlimited.add(prefix)
+            continue
+        left = max(0, r["allowed"] - r["consumed_elsewhere"] - r["issued_local"])
+        needs[prefix] = needs.get(prefix, 0) + left
+    return {k: v for k, v in needs.items() if k not in unlimited}
 
 
 def allowance_status(agent: Agent) -> dict[str, dict[str, Any]]:

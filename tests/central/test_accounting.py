@@ -218,3 +218,27 @@ def test_report_cli_formats_and_errors(app, client, tenant, central_config):
         central_cli, [*base, "work-order", "update", "--org", "MA01", "--number", "WO-W"]
     )
     assert out.exit_code == 1 and "ERR_INVALID" in out.output
+
+
+def test_numbers_reported_used_count_against_the_need_before_their_facts_arrive(
+    app, client, tenant
+):
+    small_orders(app, 100, 0.0)
+    h = tenant.enroll("L1")
+    first = grant(client, h, scope(tenant, category="WAL"), 100)
+    # the line used 60 numbers offline and reported its mark; no event has arrived yet
+    client.post(
+        "/api/edge/v1/reconcile",
+        headers=h,
+        json={"v": 1, "mode": "marks", "leases": [{"lease_id": first.lease_id, "high_water": 60}]},
+    )
+    resp = lease(client, h, scope(tenant, category="WAL"), 50)
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "ERR_WORK_ORDER_COMPLETE"
+    # their facts arrive: nothing changes (they are counted once, not twice)
+    push(
+        client,
+        h,
+        [event("issued", serial_of(first, q), first.lease_id, "WO-W") for q in range(1, 61)],
+    )
+    resp = lease(client, h, scope(tenant, category="WAL"), 50)
+    assert resp.status_code == 409

@@ -282,3 +282,19 @@ def test_cli_and_api_review(app, client, tenant, central_config):
     resp = client.post("/api/admin/v1/quarantine/abc/release", headers=auth, json={"reason": "x"})
     assert resp.status_code == 404 and resp.json["error"]["code"] == "ERR_QUARANTINE_UNKNOWN"
     assert verdict(client, a) == "genuine" and verdict(client, b) == "voided"
+
+
+def test_a_serial_linked_to_a_recalled_work_order_is_recalled(app, client, tenant):
+    h = tenant.enroll()
+    g = grant(client, h, scope(tenant, "OEM"), 10)
+    s = serial_of(g, 1)
+    push(client, h, [event("issued", s, g.lease_id, "WO-OEM-1")])
+    with runtime(app).store.write() as conn:
+        conn.execute(
+            T.work_orders.update()
+            .where(T.work_orders.c.number == "WO-OEM-1")
+            .values(recalled_at=NOW, recall_reason="x")
+        )
+    push(client, h, [event("linked", s, data={"work_order": "WO-OEM-1"})])
+    assert registry(app, s).state == "recalled"
+    assert verdict(client, s) == "recalled"

@@ -1,0 +1,68 @@
+"""The central jobs by name: what each runs and how often the scheduler runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from central.config import CentralConfig
+from central.errors import ERR_JOB_UNKNOWN, NotFound
+from central.jobs import expiry
+from central.jobs.checker import run_check
+from central.jobs.runs import JobContext, JobFunction, JobResult
+
+LEASE_EXPIRY = "lease_expiry"
+CONSISTENCY_CHECK = "consistency_check"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job the scheduler runs every `interval_setting` minutes (a CentralConfig field)."""
+
+    name: str
+    run: JobFunction
+    interval_setting: str
+    description: str
+
+    def interval(self, config: CentralConfig) -> dt.timedelta:
+        """Return how often the scheduler runs the job."""
+        return dt.timedelta(minutes=float(getattr(config, self.interval_setting)))
+
+
+def run_lease_expiry(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Close every expired lease; its unused tail becomes a recorded gap."""
+    closed = expiry.expire_leases(ctx.store, now, between=ctx.check_stop)
+    return JobResult(expiry.counts(closed))
+
+
+def run_consistency_check(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Check every tenant; a tenant the check could not finish makes the run fail."""
+    report = run_check(ctx.store, ctx.keyring, ctx.config, now, between=ctx.check_stop)
+    return JobResult(report.counts(), report.errors)
+
+
+JOBS = {
+    job.name: job
+    for job in (
+        Job(
+            LEASE_EXPIRY,
+            run_lease_expiry,
+            "lease_expiry_minutes",
+            "close expired leases; their unused tails become recorded gaps",
+        ),
+        Job(
+            CONSISTENCY_CHECK,
+            run_consistency_check,
+            "consistency_check_minutes",
+            "find what does not add up, fix what is safe, quarantine the rest",
+        ),
+    )
+}
+
+
+def find_job(name: str) -> Job:
+    """Return the job of a name (`lease-expiry` works as well as `lease_expiry`)."""
+    job = JOBS.get(name.strip().replace("-", "_"))
+    if job is None:
+        raise NotFound(ERR_JOB_UNKNOWN, f"no job {name!r}; jobs are {', '.join(sorted(JOBS))}")
+    return job
