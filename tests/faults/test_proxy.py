@@ -172,7 +172,9 @@ def test_duplicate_delivers_twice_and_answers_once(proxy, upstream, concurrent):
     if not concurrent:
         assert data["hit"] == 2  # the second delivery's answer
     # the connection is still usable after a duplicated request
-    assert session.post(proxy.url + "/echo", data=b"", timeout=30).json()["hit"] == 4
+    again = session.post(proxy.url + "/echo", data=b"", timeout=30).json()
+    assert upstream.count("/echo") == 4
+    assert again["hit"] in ((3, 4) if concurrent else (4,))  # both copies race when concurrent
     session.close()
 
 
