@@ -14,9 +14,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlite_utils
+
+from edge_agent.errors import ERR_DISK_FULL, ERR_STORE_IO, ERR_STORE_READ_ONLY, EdgeError
 
 DB_NAME = "edge.db"
 
@@ -214,6 +216,53 @@ _INDEXES = [
 ]
 
 
+def disk_error(exc: BaseException, path: Path | None = None) -> EdgeError | None:
+    """Return the coded error a storage failure of the agent's database becomes, else None.
+
+    A full, read-only or failing disk is something an operator fixes, not a bug: it gets a
+    stable code and a message that says what to do (other SQLite errors stay as they are).
+    """
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    where = str(path) if path is not None else "the agent's database"
+    if name == "SQLITE_FULL":
+        return EdgeError(
+            ERR_DISK_FULL,
+            f"the disk holding {where} is full: free space there; what was being recorded "
+            "was not, and nothing was handed out for it",
+        )
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return EdgeError(
+            ERR_STORE_READ_ONLY,
+            f"cannot write {where} ({exc}): is its disk read-only or full, or its "
+            "permissions wrong? Nothing was recorded",
+        )
+    if name.startswith("SQLITE_IOERR"):
+        return EdgeError(
+            ERR_STORE_IO,
+            f"the disk holding {where} failed ({exc}); check the disk. Nothing was recorded",
+        )
+    return None
+
+
+def _raise_coded(exc: BaseException, path: Path) -> NoReturn:
+    """Raise the coded form of a storage failure, or the failure itself."""
+    coded = disk_error(exc, path)
+    if coded is None:
+        raise exc
+    raise coded from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction (SQLite may have done so already)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original failure is what the caller needs to see
+
+
 class EdgeStore:
     """The agent's SQLite file, with one connection per thread."""
 
@@ -239,12 +288,16 @@ class EdgeStore:
                 self.path, isolation_level=None, timeout=30, check_same_thread=False
             )
             conn.row_factory = sqlite3.Row
-            if new:
-                os.chmod(self.path, 0o600)  # the file holds lease keys and the agent token
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                if new:
+                    os.chmod(self.path, 0o600)  # the file holds lease keys and the agent token
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                conn.close()
+                _raise_coded(exc, self.path)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -252,15 +305,26 @@ class EdgeStore:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """Run a `BEGIN IMMEDIATE` transaction; commit on success, roll back on error."""
+        """Run a `BEGIN IMMEDIATE` transaction; commit on success, roll back on error.
+
+        A full, read-only or failing disk raises a coded EdgeError (see `disk_error`); a
+        failed COMMIT is rolled back.
+        """
         conn = self.conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            _raise_coded(exc, self.path)
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(conn)
+            _raise_coded(exc, self.path)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            _raise_coded(exc, self.path)
 
     def init_schema(self) -> None:
         """Create the tables and indexes (safe to run again)."""
