@@ -26,6 +26,25 @@ def kill_after(args, delay):
     return proc.returncode, out
 
 
+def kill_after_lines(args, lines, delay):
+    """SIGKILL a command once it printed `lines` lines, plus `delay` seconds: a kill at a random
+    point of its work however fast or slow the machine is."""
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env_with()
+    )
+    assert proc.stdout is not None
+    seen = []
+    while len(seen) < lines:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, "".join(seen) + rest
+
+
 def test_sigkill_while_issuing_printing_and_syncing(central, db_url, tmp_path):
     rng = random.Random(20261121)
     home = tmp_path / "agent"
@@ -47,7 +66,7 @@ def test_sigkill_while_issuing_printing_and_syncing(central, db_url, tmp_path):
         ]
         if round_no % 3 == 0:
             args += ["--print", "--printer", f"file://{spool}"]
-        code, out = kill_after(args, rng.uniform(0.4, 1.6))
+        code, out = kill_after_lines(args, rng.randint(20, 150), rng.uniform(0.0, 0.3))
         kills += code == -signal.SIGKILL
         printed_to_stdout += [r["serial"] for r in json_lines(out)]
     assert kills == 8 and len(printed_to_stdout) > 100
