@@ -18,9 +18,15 @@ Two ways of issuing, both the code path of `lineledger-edge issue`:
 Runs alternate on and off (A B A B ...) so that drift of the machine (other work, thermal,
 the page cache) falls on both alike; every run uses an agent of its own, enrolled up front
 with a pool covering N in one lease (its own product category, so every run starts from the
-same state). Each run notes the load average and the other busy processes. Printed: per
-mode and setting the median and spread of serials/s and of p50/p99 latency, and the on/off
-ratio (of the medians, and the median of the per-round ratios).
+same state). Each run notes the CPU other work on the machine used meanwhile, the load
+average and the busiest other processes. Printed: per mode and setting the median and spread
+of serials/s and of p50/p99 latency, and the on/off ratio (of the medians, and the median of
+the per-round ratios).
+
+In `api` mode the reports are also watched (not changed): how many ran, how long each took,
+and the most serials issued but not yet acknowledged by central at any instant, in serials
+and seconds: the window a copy of the database taken at that instant would lose, which
+edge_agent.rollback bounds by `marks_every` serials or `marks_seconds` seconds.
 
     python bench/bench_issue_marks.py                       # 20,000 serials, 5 rounds
     python bench/bench_issue_marks.py --serials 5000 --rounds 3 --modes api
@@ -47,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import (  # noqa: E402
     EDGE,
     Central,
+    CpuWindow,
     category,
     database,
     load_note,
@@ -63,6 +70,7 @@ SETTINGS = {"on": True, "off": False}
 
 def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, Any]:
     """Do what `lineledger-edge issue` does, timing each serial (runs in a fresh process)."""
+    from edge_agent import rollback
     from edge_agent.agent import Agent
     from edge_agent.cli_support import know_work_order, prepare_pool, start_guard
     from edge_agent.config import load_config
@@ -71,6 +79,25 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
     from edge_agent.marks import MarksReporter
 
     agent = Agent(load_config(home, {"marks_report": marks}))
+    # Watch the reports without changing them: when each one read the marks (how many
+    # serials were issued then) and when central's answer was applied. Between two answers
+    # the serials issued since the earlier report read its marks are what a copy of the
+    # database taken at that instant would lose (the rollback window of edge_agent.rollback).
+    progress = [0]
+    requested: list[tuple[float, int]] = []
+    # (answered at, serials then, read at, serials it reported): reports run one at a time
+    answered: list[tuple[float, int, float, int]] = []
+    marks_request, apply_answer = rollback.marks_request, rollback.apply_answer
+
+    def watched_request(a: Any) -> Any:
+        requested.append((time.perf_counter(), progress[0]))
+        return marks_request(a)
+
+    def watched_answer(a: Any, resp: Any, sent: Any, mode: str) -> Any:
+        out = apply_answer(a, resp, sent, mode)
+        answered.append((time.perf_counter(), progress[0], *requested[-1]))
+        return out
+
     sink = open(os.devnull, "w")  # noqa: SIM115 - the CLI's stdout, sent nowhere
     try:
         began = time.perf_counter()
@@ -79,6 +106,7 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
         prepare_pool(agent, work_order, count)
         issuer = Issuer(agent)
         latencies: list[float] = []
+        rollback.marks_request, rollback.apply_answer = watched_request, watched_answer
         started = time.perf_counter()
         with MarksReporter(agent) as reporter:
             for done in range(count):
@@ -94,11 +122,21 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
                 sink.write(json.dumps(issued.to_dict(), sort_keys=True) + "\n")
                 sink.flush()
                 latencies.append(time.perf_counter() - t)
+                progress[0] = done + 1
             looped = time.perf_counter()
         ended = time.perf_counter()
     finally:
+        rollback.marks_request, rollback.apply_answer = marks_request, apply_answer
         sink.close()
         agent.close()
+    # Exposure just before each answer: serials issued by then, less those the previous
+    # answer acknowledged (none before the first); in time, since the previous ack's read.
+    window_serials, window_s = [], []
+    acked, acked_at = 0, started
+    for when, issued_then, read_at, reported in answered:
+        window_serials.append(issued_then - acked)
+        window_s.append(when - acked_at)
+        acked, acked_at = reported, read_at
     return {
         "serials": count,
         "per_s": round(count / (ended - started), 1),
@@ -110,6 +148,11 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
         "reports": reporter.reports,
         "serials_per_report": round(count / reporter.reports) if reporter.reports else None,
         "report_failures": reporter.failures,
+        "report_ms_p50": round(pct([a[0] - a[2] for a in answered], 50) * 1000, 1)
+        if answered
+        else None,
+        "max_unreported_serials": max(window_serials, default=None),
+        "max_unreported_s": round(max(window_s), 2) if window_s else None,
     }
 
 
@@ -213,6 +256,7 @@ def main() -> int:
                 homes.append(home)
             for i, ((rnd, mode, setting), home) in enumerate(zip(runs, homes, strict=True), 1):
                 note = load_note({p for p in [central.pid()] if p})
+                window = CpuWindow([p for p in [central.pid()] if p])
                 if mode == "api":
                     with spawn.Pool(1) as pool:
                         figures = pool.apply(
@@ -221,6 +265,7 @@ def main() -> int:
                         )
                 else:
                     figures = issue_cli(central.env, home, f"WO-{i:02d}", args.serials)
+                cpu = window.stop()
                 marks = edge_marks(home)
                 if marks["issued"] != args.serials:
                     raise SystemExit(f"run {i}: {marks['issued']} serials, not {args.serials}")
@@ -231,6 +276,7 @@ def main() -> int:
                     "database": kind,
                     **figures,
                     **marks,
+                    "cpu": cpu,
                     "load": note,
                 }
                 results.append(row)
@@ -243,7 +289,11 @@ def main() -> int:
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Print medians, spread and on/off ratios per mode."""
-    print(f"\n{args.serials} serials per run, {args.rounds} rounds (on, off alternating)")
+    other = spread([float(r["cpu"].get("other_cpu_pct", 0)) for r in results])
+    print(
+        f"\n{args.serials} serials per run, {args.rounds} rounds (on, off alternating); other "
+        f"work on the machine during the runs: {other} % CPU (100 = one core)"
+    )
     for mode in args.modes:
         rows = {s: [r for r in results if r["mode"] == mode and r["marks"] == s] for s in SETTINGS}
         rates = {s: [float(r["per_s"]) for r in rows[s]] for s in SETTINGS}
@@ -255,7 +305,14 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 reports = statistics.median(r["reports"] for r in rows[s])
                 line += f"   p50 ms {p50}   p99 ms {p99}   reports/run {reports:.0f}"
                 if reports:
-                    line += f" (one per {args.serials / reports:.0f} serials)"
+                    window = spread([float(r["max_unreported_serials"]) for r in rows[s]])
+                    secs = spread([float(r["max_unreported_s"]) for r in rows[s]])
+                    took = spread([float(r["report_ms_p50"]) for r in rows[s]])
+                    line += (
+                        f" (one per {args.serials / reports:.0f} serials; a report takes "
+                        f"p50 {took} ms; most serials unreported at once {window}, "
+                        f"for {secs} s)"
+                    )
             print(line)
         pairs = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
         ratio = statistics.median(rates["on"]) / statistics.median(rates["off"])

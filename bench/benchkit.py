@@ -36,6 +36,8 @@ def pct(values: list[float], p: float) -> float:
 
 def spread(values: list[float]) -> dict[str, float]:
     """Return the median, the smallest and the largest of several runs' figures."""
+    if not values:
+        return {}
     return {
         "median": round(statistics.median(values), 3),
         "min": round(min(values), 3),
@@ -98,6 +100,58 @@ def load_note(own: set[int] | None = None, seconds: float = 1.0) -> dict[str, An
         "other_cpu_pct": round(sum(c for c, _ in busy)),
         "busy": [f"{cpu:.0f}% {cmd[:100]}" for cpu, cmd in busy[:5]],
     }
+
+
+def _busy_ticks() -> int:
+    """Return the CPU ticks all CPUs spent busy since boot (idle and I/O wait left out)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+def _pid_ticks(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class CpuWindow:
+    """How much CPU everything else on the machine used while one measurement ran.
+
+    All CPUs' busy time (/proc/stat) over the window, less the benchmark's own: this
+    process, its children that finished and were waited for, and the processes named at
+    `stop` (still running: central, agent services). 100 % is one core.
+    """
+
+    def __init__(self, pids: list[int] | None = None) -> None:
+        self.available = Path("/proc/stat").exists()
+        self.started = time.monotonic()
+        self.times = os.times()
+        self.busy = _busy_ticks() if self.available else 0
+        self.pids = {pid: _pid_ticks(pid) for pid in pids or []}
+
+    def stop(self, pids: list[int] | None = None) -> dict[str, float]:
+        """Return the window's seconds, the benchmark's CPU % and everything else's."""
+        elapsed = time.monotonic() - self.started
+        if not self.available or elapsed <= 0:
+            return {}
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (_busy_ticks() - self.busy) / hz
+        t = os.times()
+        own = (t.user - self.times.user) + (t.system - self.times.system)
+        own += (t.children_user - self.times.children_user) + (
+            t.children_system - self.times.children_system
+        )
+        for pid in set(pids or []) | set(self.pids):
+            own += (_pid_ticks(pid) - self.pids.get(pid, 0)) / hz
+        return {
+            "window_s": round(elapsed, 2),
+            "bench_cpu_pct": round(own / elapsed * 100),
+            "other_cpu_pct": round(max(0.0, busy - own) / elapsed * 100),
+        }
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
