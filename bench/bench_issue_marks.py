@@ -56,6 +56,7 @@ from benchkit import (  # noqa: E402
     CpuWindow,
     category,
     database,
+    db_name,
     load_note,
     machine,
     pct,
@@ -256,7 +257,7 @@ def main() -> int:
                 homes.append(home)
             for i, ((rnd, mode, setting), home) in enumerate(zip(runs, homes, strict=True), 1):
                 note = load_note({p for p in [central.pid()] if p})
-                window = CpuWindow([p for p in [central.pid()] if p])
+                window = CpuWindow([p for p in [central.pid()] if p], match=db_name(db_url))
                 if mode == "api":
                     with spawn.Pool(1) as pool:
                         figures = pool.apply(

@@ -65,6 +65,7 @@ from benchkit import (  # noqa: E402
     CpuWindow,
     category,
     database,
+    db_name,
     load_note,
     machine,
     run,
@@ -295,7 +296,7 @@ def measure(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             before = load_note()
 
             started = time.monotonic()
-            window = CpuWindow()
+            window = CpuWindow(match=db_name(db_url))
             central.start()
             t0 = time.monotonic()
             for line in lines:

@@ -126,12 +126,21 @@ class CpuWindow:
     `stop` (still running: central, agent services). 100 % is one core.
     """
 
-    def __init__(self, pids: list[int] | None = None) -> None:
+    def __init__(self, pids: list[int] | None = None, match: str | None = None) -> None:
         self.available = Path("/proc/stat").exists()
         self.started = time.monotonic()
         self.times = os.times()
         self.busy = _busy_ticks() if self.available else 0
         self.pids = {pid: _pid_ticks(pid) for pid in pids or []}
+        self.match = match
+        self.matched = self._matching()
+
+    def _matching(self) -> dict[int, int]:
+        """Return the ticks of the processes whose command line names `match` (the database
+        server's backends of the benchmark's own database)."""
+        if not self.match or not self.available:
+            return {}
+        return {pid: t for pid, (t, cmd) in _cpu_ticks().items() if self.match in cmd}
 
     def stop(self, pids: list[int] | None = None) -> dict[str, float]:
         """Return the window's seconds, the benchmark's CPU % and everything else's."""
@@ -147,11 +156,15 @@ class CpuWindow:
         )
         for pid in set(pids or []) | set(self.pids):
             own += (_pid_ticks(pid) - self.pids.get(pid, 0)) / hz
-        return {
+        db = sum(t - self.matched.get(pid, 0) for pid, t in self._matching().items()) / hz
+        out = {
             "window_s": round(elapsed, 2),
-            "bench_cpu_pct": round(own / elapsed * 100),
-            "other_cpu_pct": round(max(0.0, busy - own) / elapsed * 100),
+            "bench_cpu_pct": round((own + db) / elapsed * 100),
+            "other_cpu_pct": round(max(0.0, busy - own - db) / elapsed * 100),
         }
+        if self.match:
+            out["db_backends_cpu_pct"] = round(db / elapsed * 100)
+        return out
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
@@ -228,6 +241,12 @@ class Central:
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+
+def db_name(db_url: str) -> str | None:
+    """Return the name its server processes carry when the database is PostgreSQL's."""
+    url = sa.engine.make_url(db_url)
+    return f" {url.database} " if url.get_backend_name() == "postgresql" else None
 
 
 @contextlib.contextmanager
