@@ -118,6 +118,9 @@ def _pid_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+_PG_SHARED = ("checkpointer", "walwriter", "background writer", "autovacuum", "logical rep")
+
+
 class CpuWindow:
     """How much CPU everything else on the machine used while one measurement ran.
 
@@ -137,10 +140,17 @@ class CpuWindow:
 
     def _matching(self) -> dict[int, int]:
         """Return the ticks of the processes whose command line names `match` (the database
-        server's backends of the benchmark's own database)."""
+        server's backends of the benchmark's own database), and of the server's own shared
+        processes (WAL writer, checkpointer, ...) under negative ids."""
         if not self.match or not self.available:
             return {}
-        return {pid: t for pid, (t, cmd) in _cpu_ticks().items() if self.match in cmd}
+        found = {}
+        for pid, (ticks, cmd) in _cpu_ticks().items():
+            if self.match in cmd:
+                found[pid] = ticks
+            elif cmd.startswith("postgres: ") and any(k in cmd for k in _PG_SHARED):
+                found[-pid] = ticks
+        return found
 
     def stop(self, pids: list[int] | None = None) -> dict[str, float]:
         """Return the window's seconds, the benchmark's CPU % and everything else's."""
@@ -156,14 +166,19 @@ class CpuWindow:
         )
         for pid in set(pids or []) | set(self.pids):
             own += (_pid_ticks(pid) - self.pids.get(pid, 0)) / hz
-        db = sum(t - self.matched.get(pid, 0) for pid, t in self._matching().items()) / hz
+        now = self._matching()
+        db = sum(t - self.matched.get(pid, 0) for pid, t in now.items() if pid > 0) / hz
+        shared = sum(t - self.matched.get(pid, t) for pid, t in now.items() if pid < 0) / hz
         out = {
             "window_s": round(elapsed, 2),
             "bench_cpu_pct": round((own + db) / elapsed * 100),
             "other_cpu_pct": round(max(0.0, busy - own - db) / elapsed * 100),
         }
         if self.match:
+            # The benchmark's own database backends count as its CPU; the server's shared
+            # processes work for every database on it, so they stay in `other` (said apart).
             out["db_backends_cpu_pct"] = round(db / elapsed * 100)
+            out["db_server_shared_cpu_pct"] = round(shared / elapsed * 100)
         return out
 
 
