@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench services clean
+.PHONY: demo test lint bench bench-full services clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,9 +26,17 @@ lint: $(STAMP)
 test: $(STAMP) services lint
 	$(PY) -m pytest
 
+# Quick sizes of the #6 benchmarks here; `make bench-full` runs them at the issue's sizes.
 bench: $(STAMP)
 	$(PY) bench/bench_foundation.py
 	$(PY) bench/bench_labels.py
+	$(PY) bench/bench_reconcile.py --agents 4 --events 2000
+	$(PY) bench/bench_issue_marks.py --serials 5000 --rounds 3
+
+bench-full: $(STAMP) services
+	$(PY) bench/bench_reconcile.py --runs 3
+	$(PY) bench/bench_reconcile.py --runs 3 --db postgresql
+	$(PY) bench/bench_issue_marks.py
 
 clean:
 	rm -rf $(VENV) demo-run bench-run .pytest_cache .mypy_cache .ruff_cache .hypothesis

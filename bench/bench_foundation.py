@@ -73,6 +73,9 @@ def main() -> int:
         LINELEDGER_CENTRAL_HOME=str(args.workdir / "central"),
         LINELEDGER_VERIFY_RATE_LIMIT="1000000/hour",
         LINELEDGER_LEASE_MAX_SIZE="99999",
+        # The per-agent cap (#6: pool target plus one block per scope) must let one agent
+        # hold the whole run's numbers.
+        LINELEDGER_LEASE_POOL_TARGET="90000",
     )
     central = str(BIN / "lineledger-central")
     run(env, central, "init")
