@@ -21,6 +21,7 @@ from edge_agent import rollback
 from edge_agent.agent import Agent
 from edge_agent.client import CentralClient
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
+from protocol.timefmt import format_ts
 
 log = logging.getLogger("lineledger.edge")
 
@@ -47,6 +48,7 @@ class MarksReporter:
         self._lock = threading.Lock()  # one report at a time
         self._count_lock = threading.Lock()
         self._client: CentralClient | None = None
+        self._acks: dict[str, int] = {}  # marks central acknowledged, not yet written down
         self._thread = threading.Thread(target=self._run, name="marks-reporter", daemon=True)
 
     def __enter__(self) -> MarksReporter:
@@ -89,7 +91,17 @@ class MarksReporter:
                 pending, self._unreported = self._unreported, 0
             self._last = time.monotonic()
             try:
-                guard = rollback.exchange_marks(self.agent, self.timeout, self._client)
+                req, sent = rollback.marks_request(self.agent)
+                resp = self._client.reconcile(req, timeout=self.timeout)
+                if rollback.answer_is_routine(self.agent, resp):
+                    # Central has the marks now; noting that locally can wait for a moment
+                    # the issuing loop leaves the store free, so reports keep their pace.
+                    self._acks.update(sent)
+                    self._note_acks(wait=False)
+                    self.reports += 1
+                    return True
+                guard = rollback.apply_answer(self.agent, resp, sent, rollback.MARKS)
+                self._acks.clear()
             except CentralUnreachable as exc:
                 self._requeue(pending)
                 self.failures += 1
@@ -110,6 +122,19 @@ class MarksReporter:
             self.rollback = self.rollback or guard.rollback
             return True
 
+    def _note_acks(self, wait: bool) -> None:
+        """Write the acknowledged marks down (now if `wait`, else only if the store is free)."""
+        if not self._acks:
+            return
+        statements = rollback.ack_statements(self._acks, format_ts(self.agent.now()))
+        if wait:
+            with self.agent.store.write() as conn:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+            self._acks.clear()
+        elif self.agent.store.try_write(statements):
+            self._acks.clear()
+
     def _requeue(self, count: int) -> None:
         with self._count_lock:
             self._unreported += count
@@ -127,6 +152,10 @@ class MarksReporter:
                 unreported = False
             if unreported:
                 self.report()
+        try:
+            self._note_acks(wait=True)
+        except (EdgeError, sqlite3.Error) as exc:  # a full disk: central has the marks anyway
+            log.warning("acknowledged marks not noted: %s", exc)
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -216,8 +216,12 @@ def reconcile(agent: Agent, timeout: float | None = None) -> ReconcileReport:
                     report.resent += _set_pending(conn, lacking)
             agent.store.set_meta(conn, "last_reconcile", json.dumps(report.to_dict()))
             agent.store.set_meta(conn, "last_reconcile_at", stamp)
-    if report.resent or report.extra or report.guard.rollback:
+    if report.resent or report.guard.rollback:
         log.warning("reconcile: %s", report.to_dict())
+    elif report.extra:
+        # Central holds events this agent sent but had not yet noted as delivered when it
+        # read its view (a push racing the reconcile), or pruned: nothing to do.
+        log.info("reconcile: %s", report.to_dict())
     return report
 
 

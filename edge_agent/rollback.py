@@ -293,6 +293,47 @@ def exchange_marks(
     return apply_answer(agent, resp, sent, MARKS)
 
 
+def answer_is_routine(agent: Agent, resp: ReconcileResponse) -> bool:
+    """Tell whether a marks answer asks nothing of this agent but to note the acknowledgment.
+
+    That is: every lease is active here and at central, central knows of no number at or
+    above the next one this agent will use, and central lists no lease the agent forgot.
+    Numbers only grow while serials are issued, so the answer stays routine once it is.
+    """
+    if resp.unreported:
+        return False
+    conn = agent.store.conn()
+    for verdict in resp.leases:
+        row = conn.execute(
+            "SELECT status, next_seq, last_seq FROM leases WHERE lease_id = ?", (verdict.lease_id,)
+        ).fetchone()
+        if row is None or row["status"] != "active" or verdict.status != "active":
+            return False
+        if min(verdict.central_high_water, row["last_seq"]) >= row["next_seq"]:
+            return False
+    return True
+
+
+def ack_statements(sent: dict[str, int], stamp: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Return the writes that note central acknowledged the marks it was sent."""
+    out: list[tuple[str, tuple[Any, ...]]] = [
+        (
+            "UPDATE leases SET central_status = 'active', reported_hw = MAX(COALESCE("
+            "reported_hw, 0), ?), reported_at = ? WHERE lease_id = ?",
+            (mark, stamp, lease_id),
+        )
+        for lease_id, mark in sorted(sent.items())
+    ]
+    out.append(
+        (
+            "INSERT INTO meta(key, value) VALUES ('marks_exchange_at', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (stamp,),
+        )
+    )
+    return out
+
+
 def unreported_marks(agent: Agent) -> bool:
     """Tell whether a lease in use has numbers central has not acknowledged."""
     row = (

@@ -47,6 +47,7 @@ class Service:
         self._server: BackgroundServer | None = None
         self._last_marks = 0.0
         self._reconcile_wanted = threading.Event()
+        self._reconcile_failed = False  # the last reconcile could not reach central
         self.operator_url = ""
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -67,6 +68,10 @@ class Service:
         self.sync.run()
         if self.sync.take_caught_up():
             self._reconcile_soon()
+        elif self._reconcile_failed and self.sync.last_error is None:
+            # A reconcile that could not reach central is tried again as soon as a push
+            # reaches it, not an hour later.
+            self._reconcile_soon()
 
     def _reconcile_soon(self) -> None:
         """Run the full reconcile now (the outbox caught up after being behind).
@@ -84,7 +89,12 @@ class Service:
             self._reconcile_wanted.clear()
             if self.agent.revoked() is not None:
                 return
-            report = reconcile.reconcile(self.agent)
+            try:
+                report = reconcile.reconcile(self.agent)
+            except CentralUnreachable:
+                self._reconcile_failed = True
+                raise
+            self._reconcile_failed = False
             if report.resent or report.again:
                 # Events go out again: once they are delivered, reconcile again to confirm.
                 self.sync.behind = True
@@ -156,6 +166,9 @@ class Service:
                 id=name,
                 max_instances=1,
                 coalesce=True,
+                # A job that starts late on a busy PC still runs (APScheduler's default
+                # grace of one second would drop it, e.g. the reconcile at start).
+                misfire_grace_time=None,
                 next_run_time=now,
             )
         self.scheduler.start()

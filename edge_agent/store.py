@@ -326,6 +326,30 @@ class EdgeStore:
             _rollback(conn)
             _raise_coded(exc, self.path)
 
+    def try_write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> bool:
+        """Run statements in one transaction if the write lock is free now; else do nothing.
+
+        For bookkeeping that may wait for a later chance, so a thread never queues behind an
+        issuing loop that takes the lock again and again.
+        """
+        conn = self.conn()
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False  # busy: another time
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                _rollback(conn)
+                return False
+            return True
+        finally:
+            conn.execute("PRAGMA busy_timeout=30000")
+
     def init_schema(self) -> None:
         """Create the tables and indexes (safe to run again)."""
         db = sqlite_utils.Database(self.conn())

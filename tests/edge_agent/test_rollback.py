@@ -279,3 +279,46 @@ def test_a_mark_beyond_the_lease_exhausts_it_and_no_more(agents, bad_mark):
         .fetchone()
     )
     assert after["next_seq"] == 201
+
+
+def test_a_report_never_queues_behind_an_issuing_loop_for_the_store(agents, tenant):
+    """Central has the mark as soon as it answers; noting the acknowledgment waits for a free
+    store, so a writer holding the lock cannot slow the reports down."""
+    agent = agents.enroll(marks_every=5, marks_seconds=3600)
+    issuer = Issuer(agent)
+    for _ in range(5):
+        issuer.issue("WO-HAT-1")
+    blocker = sqlite3.connect(agent.store.path, isolation_level=None, timeout=30)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the store
+    try:
+        reporter = MarksReporter(agent).__enter__()
+        reporter.issued(5)
+        wait_for(lambda: reporter.reports >= 1)  # answered although the store stayed locked
+        with runtime(tenant.app).store.read() as conn:
+            marks = set(conn.execute(sa.select(T.leases.c.reported_hw)).scalars())
+        assert 5 in marks
+        local = agent.store.conn().execute("SELECT MAX(reported_hw) FROM leases").fetchone()[0]
+        assert not local  # not written down yet: the store was busy
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    reporter.finish()  # the command's end writes it down
+    local = agent.store.conn().execute("SELECT MAX(reported_hw) FROM leases").fetchone()[0]
+    assert local == 5 and rollback.unreported_marks(agent) is False
+
+
+def test_try_write_gives_way_to_another_writer(agents):
+    agent = agents.enroll()
+    statements = [("INSERT INTO meta(key, value) VALUES ('probe', 'x')", ())]
+    blocker = sqlite3.connect(agent.store.path, isolation_level=None, timeout=30)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert agent.store.try_write(statements) is False
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert agent.store.get_meta("probe") is None
+    assert agent.store.try_write(statements) is True
+    assert agent.store.get_meta("probe") == "x"
+    # the busy timeout is back for ordinary writes
+    assert agent.store.conn().execute("PRAGMA busy_timeout").fetchone()[0] == 30000

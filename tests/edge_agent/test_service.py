@@ -135,3 +135,42 @@ def test_operator_page_refuses_other_host_names(service):
         ok = urllib.request.Request(svc.operator_url + "status.json", headers={"Host": host})
         with urllib.request.urlopen(ok, timeout=10) as resp:
             assert resp.status == 200
+
+
+def test_a_reconcile_that_could_not_reach_central_runs_again_once_a_push_does(agents):
+    """Not an hour later: the reconcile after an outage confirms what was delivered."""
+    from edge_agent import reconcile
+    from edge_agent.errors import CentralUnreachable
+
+    agent = agents.enroll(operator_port=0)
+    svc = Service(agent)  # not started: its jobs are called one by one
+    real = reconcile.reconcile
+    calls = []
+
+    def flaky(a):
+        calls.append(1)
+        if len(calls) == 1:
+            raise CentralUnreachable("timed out")
+        return real(a)
+
+    reconcile.reconcile, saved = flaky, reconcile.reconcile
+    try:
+        svc._job("reconcile", svc._reconcile)()
+        assert svc._reconcile_failed and "reconcile" in svc.last_errors
+        Issuer(agent).issue("WO-HAT-1")
+        svc._sync()  # a push reaches central: the reconcile is wanted again
+        assert svc._reconcile_wanted.is_set()
+        svc._job("reconcile", svc._reconcile)()
+        assert len(calls) == 2 and not svc._reconcile_failed
+        assert "reconcile" not in svc.last_errors
+    finally:
+        reconcile.reconcile = saved
+        svc.queue.close()
+
+
+def test_every_job_runs_however_late_it_starts(service):
+    svc, _agent, _sim = service
+    assert {job.id: job.misfire_grace_time for job in svc.scheduler.get_jobs()} == {
+        job.id: None for job in svc.scheduler.get_jobs()
+    }
+    assert len(svc.scheduler.get_jobs()) >= 6
