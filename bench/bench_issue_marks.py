@@ -81,23 +81,23 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
 
     agent = Agent(load_config(home, {"marks_report": marks}))
     # Watch the reports without changing them: when each one read the marks (how many
-    # serials were issued then) and when central's answer was applied. Between two answers
+    # serials were issued then) and when central's answer came back. Between two answers
     # the serials issued since the earlier report read its marks are what a copy of the
     # database taken at that instant would lose (the rollback window of edge_agent.rollback).
     progress = [0]
     requested: list[tuple[float, int]] = []
     # (answered at, serials then, read at, serials it reported): reports run one at a time
     answered: list[tuple[float, int, float, int]] = []
-    marks_request, apply_answer = rollback.marks_request, rollback.apply_answer
+    marks_request, answer_is_routine = rollback.marks_request, rollback.answer_is_routine
 
     def watched_request(a: Any) -> Any:
         requested.append((time.perf_counter(), progress[0]))
         return marks_request(a)
 
-    def watched_answer(a: Any, resp: Any, sent: Any, mode: str) -> Any:
-        out = apply_answer(a, resp, sent, mode)
+    def watched_answer(a: Any, resp: Any) -> Any:
+        # Every answer is looked at here first (central has the marks from then on).
         answered.append((time.perf_counter(), progress[0], *requested[-1]))
-        return out
+        return answer_is_routine(a, resp)
 
     sink = open(os.devnull, "w")  # noqa: SIM115 - the CLI's stdout, sent nowhere
     try:
@@ -107,7 +107,7 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
         prepare_pool(agent, work_order, count)
         issuer = Issuer(agent)
         latencies: list[float] = []
-        rollback.marks_request, rollback.apply_answer = watched_request, watched_answer
+        rollback.marks_request, rollback.answer_is_routine = watched_request, watched_answer
         started = time.perf_counter()
         with MarksReporter(agent) as reporter:
             for done in range(count):
@@ -127,7 +127,7 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
             looped = time.perf_counter()
         ended = time.perf_counter()
     finally:
-        rollback.marks_request, rollback.apply_answer = marks_request, apply_answer
+        rollback.marks_request, rollback.answer_is_routine = marks_request, answer_is_routine
         sink.close()
         agent.close()
     # Exposure just before each answer: serials issued by then, less those the previous
