@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 .PHONY: demo test lint bench bench-full services clean
 
 $(STAMP): pyproject.toml
+	@echo "make: creating $(VENV) and installing LineLedger with its test tools (1-5 minutes the first time)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	bash -o pipefail -c '$(PY) -m pip install --progress-bar off -e ".[test]" | grep --line-buffered -E "^(Collecting|Successfully installed)" | cut -c1-100'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

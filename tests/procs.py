@@ -160,8 +160,14 @@ def write_edge_toml(home: Path, **settings: Any) -> None:
     (home / "edge.toml").write_text("\n".join(lines) + "\n")
 
 
+# Waits are for conditions, never for the clock: a timeout only says "this hangs", so it is
+# at least HANG_GUARD seconds however short a test asks for (a loaded CI machine can be ten
+# times slower than a quiet one). pytest-timeout (300 s per test) is the last guard.
+HANG_GUARD = float(os.environ.get("LINELEDGER_TEST_HANG_GUARD", "150"))
+
+
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, HANG_GUARD)
     while True:
         value = predicate()
         if value:

@@ -31,7 +31,7 @@ from edge_agent.scanner import (
 from protocol.gs1 import GS, ai21_from_standard
 from protocol.serials import Scope, render
 
-HANG = 10.0  # seconds: only a guard against hanging, never a performance limit
+HANG = 120.0  # seconds: only a guard against hanging, never a performance limit
 SERIAL = render(Scope("MA01", "HAT", "BAG", dt.date(2025, 11, 9)), 27, bytes(range(32)))
 AI21 = ai21_from_standard(SERIAL)
 DATAMATRIX = "]d2" + "0104006381333931" + "21" + AI21 + GS + "10LOT1"
