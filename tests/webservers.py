@@ -182,6 +182,11 @@ class Gunicorn:
         )
         log.close()
         wait_listening(self.port, self.proc, "gunicorn", self.log)
+        # The master listens before any worker has loaded the app: wait for one to answer.
+        deadline = time.monotonic() + START_TIMEOUT
+        while request(self.port, "/healthz", timeout=START_TIMEOUT)[0] != 200:
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.1)
         return self
 
     def stop(self) -> None:
