@@ -16,20 +16,26 @@ from typing import Any
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from central import api_admin, api_edge, api_jobs, api_ops, api_public, api_review, web_errors
 from central.admin import ensure_active_key
 from central.config import CentralConfig, load_config
-from central.db import Store
+from central.db import PRIVATE_DIR, Store, make_private
 from central.keyring import Keyring
 from central.metrics import Metrics
 from central.runtime import Runtime
 from central.verify import VerifyTally
+from central.webserver import apply_proxy_headers, apply_security_headers
 
 
-def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the central app; `test_config` overrides every other configuration source."""
+def create_app(
+    test_config: Mapping[str, Any] | None = None, *, server_reads_proxy_headers: bool = False
+) -> Flask:
+    """Build the central app; `test_config` overrides every other configuration source.
+
+    `server_reads_proxy_headers`: the WSGI server already took the client's address from the
+    trusted proxy's X-Forwarded-For (`serve`); otherwise (gunicorn) the app does.
+    """
     config = load_config(test_config)
     home = Path(config.home).resolve()
     app = Flask(__name__, instance_path=str(home))
@@ -44,9 +50,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         tally=tally,
         metrics=Metrics(store),
     )
-    if config.trusted_proxies:
-        n = config.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    if not server_reads_proxy_headers:
+        apply_proxy_headers(app, config)
+    # Before the limiter, so an answer it refuses still gets the headers and a CSP nonce.
+    apply_security_headers(app)
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -79,9 +86,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def init_registry(config: CentralConfig, now: dt.datetime) -> int:
     """Create or upgrade the schema and make sure a master key exists; return its version."""
+    home = Path(config.home)
+    home.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    try:
+        home.chmod(PRIVATE_DIR)  # it holds the master keys and, on SQLite, the database
+    except PermissionError:
+        pass  # a home owned by someone else: its owner decides
     store = Store(config.database_url)
     try:
         store.init_schema()
+        if store.sqlite_path is not None:
+            make_private(store.sqlite_path)
         return ensure_active_key(store, Keyring.load(config.keyring_file), now)
     finally:
         store.dispose()

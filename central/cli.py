@@ -29,6 +29,7 @@ from central.db import Store, normalise_url
 from central.errors import CentralError
 from central.keyring import Keyring
 from central.timeutil import utcnow
+from central.webserver import waitress_settings
 from printers.discovery import CENTRAL_TYPE, advertise
 from protocol.errors import CodedError
 
@@ -143,12 +144,19 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int, advertise: bool) -> Non
 
     admin.check_keyring(ctx.store, Keyring.load(ctx.config.keyring_file))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(ctx.overrides)
+    app = create_app(ctx.overrides, server_reads_proxy_headers=True)
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise stall every request for tens of milliseconds now and then.
     gc.collect()
     gc.freeze()
-    server: Any = create_server(app, host=host, port=port, threads=threads, ident="lineledger")
+    server: Any = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="lineledger",
+        **waitress_settings(ctx.config),
+    )
     bound = int(server.effective_port)
     click.echo(f"lineledger-central listening on http://{host}:{bound}", nl=True)
     sys.stdout.flush()

@@ -28,6 +28,9 @@ class CentralConfig:
     ratelimit_storage_uri: str = "memory://"
     enroll_rate_limit: str = "20/minute"
     trusted_proxies: int = 0  # how many reverse proxies' X-Forwarded-For to trust
+    # The address the nearest reverse proxy connects from; X-Forwarded-* headers from any
+    # other client are dropped ("*" trusts every client: only when nothing else can connect).
+    trusted_proxy_address: str = "127.0.0.1"
     metrics_token: str = ""  # "" means /metrics answers loopback clients only
     lease_max_size: int = 10_000
     lease_days_ahead: int = 1  # a line may lease for tomorrow's date (midnight offline)
@@ -35,6 +38,12 @@ class CentralConfig:
     lease_grace_days: int = 2  # a lease expires this long after its production date
     enroll_code_ttl_hours: int = 72
     max_body_bytes: int = 4 * 1024 * 1024
+    # `serve` (waitress) limits: the server refuses a larger body (also a chunked one) before
+    # reading it all; open connections beyond the limit wait in the listen backlog; a
+    # connection idle this many seconds is closed, checked every `cleanup_interval` seconds.
+    connection_limit: int = 100
+    channel_timeout: int = 30
+    cleanup_interval: int = 10
     verify_flush_seconds: float = 2.0
     # What one agent may hold unused per scope: its pool target plus one block (ERR_LEASE_CAP).
     # The edge agent's own defaults are the same numbers.
@@ -77,6 +86,11 @@ ENV = {
     "LINELEDGER_RATELIMIT_STORAGE": "ratelimit_storage_uri",
     "LINELEDGER_ENROLL_RATE_LIMIT": "enroll_rate_limit",
     "LINELEDGER_TRUSTED_PROXIES": "trusted_proxies",
+    "LINELEDGER_TRUSTED_PROXY_ADDRESS": "trusted_proxy_address",
+    "LINELEDGER_MAX_BODY_BYTES": "max_body_bytes",
+    "LINELEDGER_CONNECTION_LIMIT": "connection_limit",
+    "LINELEDGER_CHANNEL_TIMEOUT": "channel_timeout",
+    "LINELEDGER_CLEANUP_INTERVAL": "cleanup_interval",
     "LINELEDGER_METRICS_TOKEN": "metrics_token",
     "LINELEDGER_LEASE_MAX_SIZE": "lease_max_size",
     "LINELEDGER_LEASE_POOL_TARGET": "lease_pool_target",

@@ -8,6 +8,7 @@ transaction whose correctness rests on row locks and constraints. Reads run in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,30 @@ from central import tables as T
 
 # The revision of the schema, also written to schema_info for tools that read it.
 SCHEMA_VERSION = "3"
+
+
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _create_private(database: Path) -> None:
+    """Create a missing SQLite file 0600 (in a new folder 0700); SQLite gives its -wal and
+    -shm files the database file's mode."""
+    if not database.parent.exists():
+        database.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    try:
+        fd = os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def make_private(database: Path) -> None:
+    """Restrict an existing SQLite database and its side files to their owner (0600)."""
+    for suffix in SQLITE_SUFFIXES:
+        path = database.with_name(database.name + suffix)
+        if path.exists():
+            path.chmod(PRIVATE_FILE)
 
 
 def normalise_url(url: str) -> str:
@@ -55,10 +80,12 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         parsed = make_url(self.url)
+        self.sqlite_path: Path | None = None
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not database.startswith("file:"):
+                self.sqlite_path = Path(database)
+                _create_private(self.sqlite_path)
             self.engine = sa.create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}
             )

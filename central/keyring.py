@@ -93,7 +93,7 @@ class Keyring:
         return version
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         body = json.dumps({"versions": {str(v): k.hex() for v, k in sorted(self._keys.items())}})
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keyring-")
         try:

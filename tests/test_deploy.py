@@ -20,6 +20,8 @@ def test_central_example_config_loads():
     cfg = load_central(environ={"LINELEDGER_CENTRAL_CONFIG": str(DEPLOY / "central.example.toml")})
     assert cfg.public_base_url.startswith("https://") and cfg.trusted_proxies == 1
     assert cfg.verify_rate_limit == "60/hour"
+    assert (cfg.trusted_proxy_address, cfg.max_body_bytes) == ("127.0.0.1", 4 * 1024 * 1024)
+    assert (cfg.connection_limit, cfg.channel_timeout, cfg.cleanup_interval) == (100, 30, 10)
 
 
 def test_edge_example_config_loads(tmp_path):
@@ -106,3 +108,15 @@ def test_the_central_alert_rules_name_metrics_central_exports(client, tenant):
         "quarantine_entries_total",
     }
     assert named <= exported
+
+
+def test_the_server_extra_installs_the_documented_deployment():
+    import tomllib
+
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    names = {re.split(r"[<>=\[ ]", req)[0] for req in extras["server"]}
+    assert {"gunicorn", "redis"} <= names
+    assert {"gunicorn", "redis"} <= {re.split(r"[<>=\[ ]", req)[0] for req in extras["test"]}
+    assert 'pip install ".[server]"' in (DEPLOY / "README.md").read_text()
+    assert "lineledger[server]" in (DEPLOY / "gunicorn.conf.py").read_text()
