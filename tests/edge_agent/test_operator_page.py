@@ -373,3 +373,36 @@ def test_an_internal_error_is_json_in_the_one_shape(tmp_path):
             assert b"status is broken" not in body  # no internals to the browser
     finally:
         server.stop()
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def test_next_json_names_what_issue_hands_out_and_why_it_would_refuse(agents, tenant):
+    from central import admin
+    from tests.conftest import runtime
+
+    admin.add_work_order(
+        runtime(tenant.app).store, "MA01", "WO-SMALL", "TOTE-01", "OEM", 2, dt.datetime.now(dt.UTC)
+    )
+    agent = agents.enroll()
+    server = BackgroundServer(create_operator_app(lambda: {}, agent), "127.0.0.1", 0).start()
+    try:
+        issuer = Issuer(agent)
+        for _ in range(2):
+            status, shown = get(server.url + "/next.json?work_order=WO-SMALL")
+            assert status == 200 and shown["refusal"] is None
+            issued = issuer.issue("WO-SMALL")
+            assert (shown["serial"], shown["seq"]) == (issued.serial, issued.seq)
+        status, shown = get(server.url + "/next.json?work_order=WO-SMALL")
+        assert status == 200 and shown["refusal"]["code"] == "ERR_WORK_ORDER_COMPLETE"
+        status, shown = get(server.url + "/next.json?work_order=NOPE")
+        assert status == 404 and shown["ok"] is False and shown["error"]["code"]
+    finally:
+        server.stop()
