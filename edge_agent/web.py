@@ -80,7 +80,11 @@ PRINTER_WORDS = {
     "odometer_mismatch": "Printing held",
     "none": "No printer",
 }
-_NOT_CHECKED = "Not checked yet: the printer is asked before the next labels print."
+# A sentence where the agent recorded none (or only the state's code).
+_PRINTER_SENTENCES = {
+    "unknown": "Not checked yet: the printer is asked before the next labels print.",
+    "ready": "The printer answered at its last check and is ready to print.",
+}
 
 
 def printer_words(state: str | None) -> str:
@@ -106,9 +110,10 @@ def _for_people(status: dict[str, Any]) -> dict[str, Any]:
     """Add the printer state in words (the page shows them; `state` keeps the code)."""
     printer = status.get("printer")
     if isinstance(printer, dict):
-        printer["label"] = printer_words(printer.get("state"))
-        if printer.get("state") == "unknown" and not printer.get("message"):
-            printer["message"] = _NOT_CHECKED
+        state = printer.get("state")
+        printer["label"] = printer_words(state)
+        if state in _PRINTER_SENTENCES and printer.get("message") in (None, "", state):
+            printer["message"] = _PRINTER_SENTENCES[state]
     return status
 
 

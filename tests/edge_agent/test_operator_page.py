@@ -8,6 +8,7 @@ LINELEDGER_SCREENSHOT_DIR set, the screenshots are kept there for a person to lo
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -19,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from edge_agent.issuing import Issuer
 from edge_agent.service import Service
 from edge_agent.web import BackgroundServer, create_operator_app
 from printers.simulator import PrinterSimulator
 from protocol.serials import Scope, render
+from tests.printers.decoding import decode_png
 from tests.procs import edge, json_lines, wait_for
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -131,6 +134,7 @@ def test_printer_states_in_words_with_the_code_kept_for_support(line, tmp_path):
         page.goto(svc.operator_url)
         shown = printer_shown(page)
         assert shown["text"] == "Ready" and shown["state"] == "ready"
+        assert "ready to print" in page.inner_text("#printer-message")
         keep_screenshot(page, tmp_path, "ready-desktop")
         for fault, words in (
             ("paper_out", "Out of labels"),
@@ -398,6 +402,15 @@ def test_next_json_names_what_issue_hands_out_and_why_it_would_refuse(agents, te
         for _ in range(2):
             status, shown = get(server.url + "/next.json?work_order=WO-SMALL")
             assert status == 200 and shown["refusal"] is None
+            # The picture carries that number too, framed in red bands outside the label.
+            with urllib.request.urlopen(
+                server.url + "/preview.png?work_order=WO-SMALL", timeout=10
+            ) as resp:
+                png = resp.read()
+            code128 = [d.text for d in decode_png(png) if d.symbology == "]C0"]
+            assert code128 == [shown["serial"]]
+            with Image.open(io.BytesIO(png)) as picture:
+                assert picture.convert("RGB").getpixel((2, 2)) == (176, 0, 32)
             issued = issuer.issue("WO-SMALL")
             assert (shown["serial"], shown["seq"]) == (issued.serial, issued.seq)
         status, shown = get(server.url + "/next.json?work_order=WO-SMALL")
