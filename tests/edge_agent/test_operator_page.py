@@ -28,8 +28,10 @@ from edge_agent.web import BackgroundServer, create_operator_app
 from printers.simulator import PrinterSimulator
 from protocol.serials import Scope, render
 from tests.printers.decoding import decode_png
-from tests.procs import edge, json_lines, wait_for
+from tests.procs import HANG_GUARD, edge, json_lines, wait_for
 
+# Browser waits are for conditions; the timeout only says "this hangs" (see tests.procs).
+WAIT_MS = HANG_GUARD * 1000
 DESKTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 768, "height": 1024}
 # Longest standard serial: a 6-character org and a 4-letter category (not this line's).
@@ -148,7 +150,7 @@ def test_printer_states_in_words_with_the_code_kept_for_support(line, tmp_path):
             page.wait_for_function(
                 "s => document.getElementById('printer-state').dataset.state === s",
                 arg=fault,
-                timeout=30_000,
+                timeout=WAIT_MS,
             )
             shown = printer_shown(page)
             assert shown["text"] == words, fault
@@ -163,7 +165,7 @@ def test_printer_states_in_words_with_the_code_kept_for_support(line, tmp_path):
                 page.set_viewport_size(DESKTOP)
         sim.set_fault(None)
         page.wait_for_function(
-            "document.getElementById('printer-state').textContent === 'Ready'", timeout=30_000
+            "document.getElementById('printer-state').textContent === 'Ready'", timeout=WAIT_MS
         )
     # The server-rendered page says the same before any script runs.
     sim.set_fault("paper_out")
@@ -188,7 +190,7 @@ def test_next_label_preview_is_readable_marked_sample_and_shows_the_real_next_nu
             page.wait_for_function(
                 "() => { const i = document.getElementById('preview');"
                 " return i.complete && i.naturalWidth > 0; }",
-                timeout=30_000,
+                timeout=WAIT_MS,
             )
             mark = page.locator("#sample-mark")
             assert mark.is_visible() and mark.inner_text().strip().startswith("SAMPLE")
@@ -212,15 +214,15 @@ def test_next_label_preview_is_readable_marked_sample_and_shows_the_real_next_nu
     assert next_shown == issued
     with chromium_page(DESKTOP) as page:
         page.goto(svc.operator_url)
-        before = page.inner_text("#next-serial").replace("\n", "")
+        before = page.eval_on_selector("#next-serial", "e => e.textContent")
         assert before != issued
         after = issue_cli(agent)[0]["serial"]
         assert before == after
         # The page follows what the line issues, without a reload.
         page.wait_for_function(
             "s => document.getElementById('next-serial').textContent !== s",
-            arg=page.eval_on_selector("#next-serial", "e => e.textContent"),
-            timeout=30_000,
+            arg=before,
+            timeout=WAIT_MS,
         )
         shown = page.inner_text("#next-serial").replace("\n", "")
         assert shown == issue_cli(agent)[0]["serial"]
@@ -241,11 +243,11 @@ def test_serials_wrap_only_at_hyphens(line, tmp_path):
                 page.focus("#scan")
                 page.keyboard.type(code)
                 page.keyboard.press("Enter")
-                page.wait_for_selector(f'#answer[data-verdict="{verdict}"]', timeout=10_000)
+                page.wait_for_selector(f'#answer[data-verdict="{verdict}"]', timeout=WAIT_MS)
             page.wait_for_function(
                 "n => document.querySelectorAll('#scans .serial').length >= n",
                 arg=1,
-                timeout=10_000,
+                timeout=WAIT_MS,
             )
             tokens = page.eval_on_selector_all(".serial", TOKENS_ON_ONE_LINE)
             shown = {t["serial"].replace("\n", "") for t in tokens}
@@ -279,7 +281,7 @@ def test_the_page_counts_only_its_own_printers_jobs(line, tmp_path):
     with chromium_page(DESKTOP) as page:
         page.goto(svc.operator_url)
         page.wait_for_function(
-            "document.getElementById('jobs-sent').textContent === '1'", timeout=10_000
+            "document.getElementById('jobs-sent').textContent === '1'", timeout=WAIT_MS
         )
         assert page.inner_text("#jobs-queued") == "0"
         assert page.inner_text("#jobs-failed") == "0"
