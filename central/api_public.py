@@ -36,14 +36,16 @@ def _is_admin() -> bool:
 def _verify(code: str, gs1: tuple[str, str] | None = None) -> Verification:
     rt = runtime()
     started = time.perf_counter()
+    warn = rt.config.verify_warn_client_days
     if gs1 is None:
-        result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin())
+        result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin(), None, warn)
     else:
-        result = verify_gs1(rt.store, rt.keyring, gs1[0][:MAX_CODE], gs1[1][:MAX_CODE], _is_admin())
+        gtin, ai21 = gs1[0][:MAX_CODE], gs1[1][:MAX_CODE]
+        result = verify_gs1(rt.store, rt.keyring, gtin, ai21, _is_admin(), warn)
     rt.metrics.verify_seconds.observe(time.perf_counter() - started)
     rt.metrics.verify.labels(result.verdict).inc()
     if result.verdict == GENUINE or "verifications" in result.details:
-        rt.tally.add(result.serial, utcnow())
+        rt.tally.add(result.serial, utcnow(), request.remote_addr)
     return result
 
 
