@@ -6,6 +6,7 @@ attached to this blueprint in `create_app`), and never any personal data.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -20,6 +21,26 @@ from central.timeutil import utcnow
 from central.verify import GENUINE, Verification, verify_code, verify_gs1
 
 bp = Blueprint("public", __name__)
+
+
+@bp.app_template_filter("month_name")
+def month_name(value: str) -> str:
+    """Write `2025-11` as `November 2025` (the page's script shows the reader's own format)."""
+    try:
+        return dt.datetime.strptime(value, "%Y-%m").strftime("%B %Y")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@bp.app_template_filter("readable_ts")
+def readable_ts(value: str) -> str:
+    """Write an ISO timestamp as `1 December 2026, 14:03 UTC`."""
+    try:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.UTC)
+    except ValueError:
+        return str(value)
+    return f"{when.day} {when:%B %Y, %H:%M} UTC"
+
 
 MAX_CODE = 200  # anything longer is malformed; never echo more than this
 

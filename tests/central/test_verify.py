@@ -163,7 +163,7 @@ def test_rate_limit_answers_429_in_the_error_shape(central_config, tmp_path):
         assert other.status_code == 200
         # the page shares the budget and answers in HTML
         page = c.get("/v/x")
-        assert page.status_code == 429 and b"<p>" in page.data
+        assert page.status_code == 429 and b'data-error="ERR_RATE_LIMITED"' in page.data
     finally:
         runtime(app).close()
 
