@@ -102,12 +102,13 @@ class VerifyTally:
                 added: dict[str, int] = defaultdict(int)
                 for serial, day in sorted(seen):
                     for key in sorted(seen[(serial, day)]):
-                        result = conn.execute(
+                        inserted = conn.execute(
                             self.store.insert(T.verify_clients)
                             .values(serial=serial, day=day, client=client_hash(salts[day], key))
                             .on_conflict_do_nothing()
-                        )
-                        added[serial] += max(result.rowcount, 0)
+                            .returning(T.verify_clients.c.serial)  # rowcount is -1 on psycopg
+                        ).first()
+                        added[serial] += inserted is not None
                 rows = [
                     {"b_serial": s, "b_n": added[s], "b_first": first[s]} for s in sorted(first)
                 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -58,7 +59,7 @@ def _retry_wait() -> str:
     for limiter in current_app.extensions.get("limiter", ()):
         current = limiter.current_limit
         if current is not None:
-            seconds = max(seconds, int(current.reset_at - time.time()) + 1)
+            seconds = max(seconds, math.ceil(current.reset_at - time.time()))
     if seconds <= 0:
         return "a while"
     minutes = -(-seconds // 60)
