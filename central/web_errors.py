@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
@@ -38,7 +37,7 @@ _PAGE_TITLES = {
     429: "Too many checks from your network",
 }
 _PAGE_MESSAGES = {
-    429: "To keep codes private, each network may check only so many codes an hour. "
+    429: "To keep codes private, each network can check only a limited number of codes. "
     "Please wait {wait} and try again.",
 }
 
@@ -59,10 +58,10 @@ def _retry_wait() -> str:
     for limiter in current_app.extensions.get("limiter", ()):
         current = limiter.current_limit
         if current is not None:
-            seconds = max(seconds, math.ceil(current.reset_at - time.time()))
+            seconds = max(seconds, int(current.reset_at - time.time()))
     if seconds <= 0:
         return "a while"
-    minutes = -(-seconds // 60)
+    minutes = round(seconds / 60)
     return "a minute" if minutes <= 1 else f"about {minutes} minutes"
 
 
