@@ -23,6 +23,7 @@ from central.config import CentralConfig, load_config
 from central.db import PRIVATE_DIR, Store, make_private
 from central.keyring import Keyring
 from central.metrics import Metrics
+from central.public_url import watch_request_hosts
 from central.runtime import Runtime
 from central.verify_tally import VerifyTally
 from central.webserver import apply_proxy_headers, apply_security_headers
@@ -86,6 +87,7 @@ def create_app(
     enroll_limit = limiter.limit(config.enroll_rate_limit)
     app.view_functions["edge.enroll"] = enroll_limit(app.view_functions["edge.enroll"])
     web_errors.register(app)
+    watch_request_hosts(app, config)
     return app
 
 
