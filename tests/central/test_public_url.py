@@ -27,6 +27,7 @@ def _free_port() -> int:
 
 
 def _serve(tmp_path: Path, port: int, **env: str) -> tuple[subprocess.Popen[str], int, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "central"
     base = env_with(LINELEDGER_CENTRAL_HOME=str(home), **env)
     for var in ("LINELEDGER_CENTRAL_DB", "LINELEDGER_TRUSTED_PROXIES", "LINELEDGER_CENTRAL_CONFIG"):
@@ -64,7 +65,7 @@ def _warnings(errlog: Path, what: str) -> list[str]:
 
 def test_serve_warns_at_start_and_once_for_a_customer_under_another_host(tmp_path):
     proc, port, errlog = _serve(
-        tmp_path, 0, LINELEDGER_PUBLIC_BASE_URL="https://verify.example.com"
+        tmp_path / "elsewhere", 0, LINELEDGER_PUBLIC_BASE_URL="https://verify.example.com"
     )
     try:
         # The start warning is written right after the "listening" line.
@@ -82,11 +83,10 @@ def test_serve_warns_at_start_and_once_for_a_customer_under_another_host(tmp_pat
     assert len(noted) == 1, noted
     assert f"http://127.0.0.1:{port}" in noted[0] and "https://verify.example.com" in noted[0]
 
-
-def test_serve_is_quiet_when_the_base_url_is_how_it_is_reached(tmp_path):
+    # Quiet when the base URL is how it is reached.
     port = _free_port()
     proc, bound, errlog = _serve(
-        tmp_path, port, LINELEDGER_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"
+        tmp_path / "here", port, LINELEDGER_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"
     )
     try:
         assert bound == port
