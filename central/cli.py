@@ -28,6 +28,7 @@ from central.config import CentralConfig, load_config
 from central.db import Store, normalise_url
 from central.errors import CentralError
 from central.keyring import Keyring
+from central.public_url import base_url_mismatch
 from central.timeutil import utcnow
 from central.webserver import waitress_settings
 from printers.discovery import CENTRAL_TYPE, advertise
@@ -160,6 +161,9 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int, advertise: bool) -> Non
     bound = int(server.effective_port)
     click.echo(f"lineledger-central listening on http://{host}:{bound}", nl=True)
     sys.stdout.flush()
+    mismatch = base_url_mismatch(ctx.config, host, bound)
+    if mismatch:
+        click.echo(f"lineledger-central: {mismatch}", err=True)
 
     def stop(signum: int, _frame: Any) -> None:
         raise SystemExit(0)
