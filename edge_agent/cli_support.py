@@ -7,6 +7,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,12 +15,23 @@ import click
 from edge_agent import pool, rollback
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig, load_config
-from edge_agent.errors import ERR_AGENT_REVOKED, CentralRefused, CentralUnreachable, EdgeError
+from edge_agent.errors import (
+    ERR_AGENT_REVOKED,
+    ERR_NOT_ENROLLED,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
+from edge_agent.store import DB_NAME, enrolled_in
 from protocol.errors import CodedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNREACHABLE = 2
 EXIT_PRINTER = 3
+NOT_ENROLLED_ADVICE = (
+    "run lineledger-edge enroll --central URL --code CODE, or point --home / "
+    "LINELEDGER_EDGE_HOME at the agent's home"
+)
 
 
 def example(text: str) -> str:
@@ -56,7 +68,11 @@ def friendly(fn: F) -> F:
 
 
 class Ctx:
-    """The agent home a command works on; the agent is opened on first use."""
+    """The agent home a command works on; the agent is opened on first use.
+
+    Only `enroll` creates a home (`new_agent`); every other command opens an enrolled one
+    and refuses a missing or unenrolled home with ERR_NOT_ENROLLED, creating nothing.
+    """
 
     def __init__(self, home: str) -> None:
         self.home = home
@@ -66,9 +82,29 @@ class Ctx:
     def config(self) -> EdgeConfig:
         return load_config(self.home)
 
+    def check_enrolled(self) -> None:
+        """Raise ERR_NOT_ENROLLED unless the home holds an enrolled agent; create nothing."""
+        path = Path(self.home) / DB_NAME
+        if not path.is_file():
+            raise EdgeError(ERR_NOT_ENROLLED, f"no agent in {self.home} ({NOT_ENROLLED_ADVICE})")
+        if not enrolled_in(path):
+            raise EdgeError(
+                ERR_NOT_ENROLLED, f"the agent in {self.home} is not enrolled ({NOT_ENROLLED_ADVICE})"
+            )
+
     @property
     def agent(self) -> Agent:
         if self._agent is None:
+            self.check_enrolled()
+            self._agent = Agent(self.config)
+        return self._agent
+
+    def new_agent(self) -> Agent:
+        """Open the home for `enroll`, creating it (0700) and its database if missing."""
+        if self._agent is None:
+            home = Path(self.home)
+            if not home.exists():
+                home.mkdir(mode=0o700, parents=True)
             self._agent = Agent(self.config)
         return self._agent
 

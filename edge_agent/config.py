@@ -24,6 +24,10 @@ class EdgeConfig:
 
     home: str = "."
     printer_url: str = ""  # default printer; `issue --printer` overrides it
+    # Plain http:// to a central off this machine sends the token and lease keys unencrypted:
+    # refused unless insecure is true. ca_bundle: PEM file of the plant's own CA for https.
+    insecure: bool = False
+    ca_bundle: str = ""
     scanner_url: str = ""  # serial/USB-CDC scanner, e.g. /dev/serial/by-id/...?baud=9600
     lease_block: int = 2_500  # numbers asked for in one lease request (at least)
     pool_target: int = 10_000  # numbers kept on hand per active scope
@@ -67,6 +71,13 @@ class EdgeConfig:
     def home_path(self) -> Path:
         """Return the agent's home folder."""
         return Path(self.home)
+
+    @property
+    def ca_bundle_path(self) -> str:
+        """Return the CA file as an absolute path (a relative one is relative to the home)."""
+        if not self.ca_bundle:
+            return ""
+        return str(self.home_path / self.ca_bundle)  # an absolute ca_bundle stays as it is
 
 
 ENV_PREFIX = "LINELEDGER_EDGE_"
