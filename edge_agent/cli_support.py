@@ -17,12 +17,15 @@ from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig, load_config
 from edge_agent.errors import (
     ERR_AGENT_REVOKED,
+    ERR_NO_PRINTER,
     ERR_NOT_ENROLLED,
     CentralRefused,
     CentralUnreachable,
     EdgeError,
 )
-from edge_agent.store import DB_NAME, enrolled_in
+from edge_agent.printing import default_printer
+from edge_agent.store import DB_NAME, disk_error, enrolled_in
+from printers.urls import check_spool_directory, parse_printer_url
 from protocol.errors import CodedError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +63,9 @@ def friendly(fn: F) -> F:
         except CodedError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except sqlite3.Error as exc:  # a full or read-only disk, a locked file
+            coded = disk_error(exc)
+            if coded is not None:
+                raise click.ClickException(f"{coded.code}: {coded.message}") from None
             raise click.ClickException(f"ERR_STORE: the agent's database failed: {exc}") from None
         except OSError as exc:
             raise click.ClickException(f"ERR_IO: {exc}") from None
@@ -89,7 +95,8 @@ class Ctx:
             raise EdgeError(ERR_NOT_ENROLLED, f"no agent in {self.home} ({NOT_ENROLLED_ADVICE})")
         if not enrolled_in(path):
             raise EdgeError(
-                ERR_NOT_ENROLLED, f"the agent in {self.home} is not enrolled ({NOT_ENROLLED_ADVICE})"
+                ERR_NOT_ENROLLED,
+                f"the agent in {self.home} is not enrolled ({NOT_ENROLLED_ADVICE})",
             )
 
     @property
@@ -108,12 +115,55 @@ class Ctx:
             self._agent = Agent(self.config)
         return self._agent
 
+    def reopen(self) -> Agent:
+        """Open the agent again with the configuration as it is now on disk."""
+        if self._agent is not None:
+            self._agent.close()
+        self._agent = Agent(self.config)
+        return self._agent
+
+    def discard_agent(self) -> None:
+        """Close the agent and delete the database `enroll` just made for nothing."""
+        if self._agent is not None:
+            self._agent.close()
+            self._agent = None
+        db = Path(self.home) / DB_NAME
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+
     def close(self) -> None:
         if self._agent is not None:
             self._agent.close()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+PRINTER_HELP = (
+    "Printer URL: tcp://HOST[:9100] (network ZPL); a serial ZPL printer: /dev/ttyUSB0?baud=9600, "
+    "COM3, socket://HOST:PORT, rfc2217://HOST:PORT or loop://; file:///DIR (one .zpl per "
+    "label) or pdf:///DIR (one PDF per label), the folder must exist unless ?create=1 is added. "
+    "Default: the line's printer (set by `run --printer`), else printer_url in edge.toml."
+)
+
+
+def check_printer(url: str) -> str:
+    """Refuse a printer URL that cannot work before anything is written; return it."""
+    parse_printer_url(url)
+    check_spool_directory(url)
+    return url
+
+
+def printer_for(agent: Agent, printer: str | None) -> str:
+    """Return the printer a printing command uses: --printer, the line's, or edge.toml's."""
+    url = printer or default_printer(agent)
+    if not url:
+        raise EdgeError(
+            ERR_NO_PRINTER,
+            "no printer: name one with --printer, set printer_url in edge.toml, or start "
+            "lineledger-edge run --printer URL (the line's printer)",
+        )
+    return check_printer(url)
 
 
 def know_work_order(agent: Agent, work_order: str) -> None:

@@ -164,7 +164,7 @@ def build_status(
         "oldest_pending_age_s": outbox.oldest_pending_age(agent, time.time()),
     }
     status["central"] = central
-    url = printer_url or agent.config.printer_url
+    url = printer_url or printing.default_printer(agent)
     jobs = printing.job_counts(agent)
     printer: dict[str, Any] = {"url": url or None, "jobs": jobs}
     if url:

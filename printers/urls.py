@@ -38,8 +38,9 @@ from printers.tcp import DEFAULT_PORT, TcpPrinter, tcp_url
 
 MAX_URL = 512
 SUPPORTED_FORMS = (
-    "tcp://HOST[:PORT], file:///DIR, pdf:///DIR (?create=1 makes the folder), or a serial port (/dev/..., COMn, or a "
-    "pyserial URL socket:// rfc2217:// loop:// spy:// alt:// hwgrep://) with options like "
+    "tcp://HOST[:PORT], file:///DIR, pdf:///DIR (?create=1 makes the folder), or a serial "
+    "port (/dev/..., COMn, or a pyserial URL socket:// rfc2217:// loop:// spy:// alt:// "
+    "hwgrep://) with options like "
     "?baud=9600&parity=N"
 )
 TIMEOUT_NAMES = frozenset({"connect_timeout", "status_timeout", "write_timeout"})
