@@ -135,6 +135,12 @@ class CentralClient:
                 timeout=timeout or self.timeout,
                 verify=self.verify,
             )
+        except requests.exceptions.SSLError:
+            raise CentralUnreachable(
+                f"{self.base_url} failed the TLS certificate check: if central's certificate "
+                "comes from the plant's own CA, pass --ca-bundle FILE to enroll (ca_bundle in "
+                "edge.toml)"
+            ) from None
         except requests.RequestException as exc:
             raise CentralUnreachable(
                 f"{self.base_url} did not answer: {type(exc).__name__}"
