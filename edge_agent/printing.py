@@ -71,11 +71,17 @@ def printer_state(agent: Agent, url: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def job_counts(agent: Agent) -> dict[str, int]:
-    """Return print jobs per status."""
-    rows = agent.store.conn().execute(
-        "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
-    )
+def job_counts(agent: Agent, printer_url: str | None = None) -> dict[str, int]:
+    """Return print jobs per status, of one printer when `printer_url` is given."""
+    if printer_url is None:
+        rows = agent.store.conn().execute(
+            "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
+        )
+    else:
+        rows = agent.store.conn().execute(
+            "SELECT status, COUNT(*) AS n FROM print_jobs WHERE printer_url = ? GROUP BY status",
+            (printer_url,),
+        )
     found = {r["status"]: r["n"] for r in rows}
     return {s: found.get(s, 0) for s in (QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD, CANCELLED)}
 

@@ -25,7 +25,7 @@ from edge_agent.scanner import ScannerReader
 from edge_agent.scanning import ScanDesk
 from edge_agent.status import build_status
 from edge_agent.store import disk_error
-from edge_agent.web import BackgroundServer, create_operator_app
+from edge_agent.web import BackgroundServer, create_operator_app, operator_server
 
 log = logging.getLogger("lineledger.edge")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -199,9 +199,7 @@ class Service:
         everywhere = cfg.operator_host in ("0.0.0.0", "::", "")
         hosts: set[str] | None = None if everywhere else set()
         app = create_operator_app(self.status, self.agent, self.desk, hosts)
-        self._server = BackgroundServer(
-            app, cfg.operator_host, cfg.operator_port, ident="lineledger-edge"
-        ).start()
+        self._server = operator_server(app, cfg.operator_host, cfg.operator_port).start()
         port = self._server.port
         if hosts is not None:
             hosts.update({f"{cfg.operator_host}:{port}", f"localhost:{port}"})

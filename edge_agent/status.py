@@ -165,7 +165,8 @@ def build_status(
     }
     status["central"] = central
     url = printer_url or printing.default_printer(agent)
-    jobs = printing.job_counts(agent)
+    # The jobs of the printer this line prints on, not those left for one it no longer uses.
+    jobs = printing.job_counts(agent, url or None)
     printer: dict[str, Any] = {"url": url or None, "jobs": jobs}
     if url:
         if probe:
