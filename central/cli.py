@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -78,6 +79,7 @@ class _Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
+            self._refuse_missing_database()
             self._store = Store(self.config.database_url)
             if not self._store.schema_ready():
                 raise CentralError(
@@ -86,6 +88,20 @@ class _Ctx:
                     "lineledger-central init (it creates or upgrades the schema)",
                 )
         return self._store
+
+    def _refuse_missing_database(self) -> None:
+        """Refuse a missing SQLite file rather than create an empty one (only `init` does)."""
+        url = make_url(normalise_url(self.config.database_url))
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+            return
+        if database.startswith("file:") or Path(database).is_file():
+            return
+        raise CentralError(
+            "ERR_NOT_INITIALISED",
+            f"no registry database at {database}: run lineledger-central init to create "
+            "one, or point --home / LINELEDGER_CENTRAL_HOME (or --db) at the registry",
+        )
 
     def close(self) -> None:
         if self._store is not None:
