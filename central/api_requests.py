@@ -1,0 +1,38 @@
+"""The one way a JSON API view reads its request body.
+
+Every `POST` of the edge and admin APIs takes `Content-Type: application/json` only (415
+`ERR_UNSUPPORTED_MEDIA_TYPE` otherwise: a form or `text/plain` post is what a browser sends
+across sites without asking), and its body through `protocol.schema.loads`, which refuses
+`NaN`/`Infinity` (`ERR_JSON_NONFINITE`) and NUL characters (`ERR_NUL_CHARACTER`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from central.errors import ERR_INVALID, ERR_UNSUPPORTED_MEDIA_TYPE, CentralError
+from protocol import schema
+
+JSON = "application/json"
+
+
+def json_body(max_bytes: int) -> Any:
+    """Return the request's decoded JSON body, or raise a coded error."""
+    if request.mimetype != JSON:
+        given = (request.content_type or "none")[:64]
+        raise CentralError(
+            ERR_UNSUPPORTED_MEDIA_TYPE,
+            f"send the body as Content-Type: {JSON} (this request said {given!r})",
+            415,
+        )
+    return schema.loads(request.get_data(cache=False), max_bytes)
+
+
+def json_object(max_bytes: int) -> dict[str, Any]:
+    """Return the request's JSON body, which must be an object."""
+    body = json_body(max_bytes)
+    if not isinstance(body, dict):
+        raise CentralError(ERR_INVALID, "send a JSON object")
+    return body
