@@ -17,7 +17,16 @@ from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from central import api_admin, api_edge, api_jobs, api_ops, api_public, api_review, web_errors
+from central import (
+    api_admin,
+    api_edge,
+    api_jobs,
+    api_ops,
+    api_public,
+    api_review,
+    openapi,
+    web_errors,
+)
 from central.admin import ensure_active_key
 from central.config import CentralConfig, load_config
 from central.db import PRIVATE_DIR, Store, make_private
@@ -68,6 +77,7 @@ def create_app(
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_jobs.bp)
     app.register_blueprint(api_review.bp)
+    app.register_blueprint(openapi.bp)
     # One budget per client address for the API and the page together.
     # The limits depend on configuration, so the views are wrapped here, not where defined.
     verify_limit = limiter.shared_limit(config.verify_rate_limit, scope="verify")

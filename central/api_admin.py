@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, request
 from central import agents, reports, review
 from central import tables as T
 from central.admin import admin_token_name, label_templates, tenant_by_org
-from central.api_requests import json_object
+from central.api_requests import json_object, whole_number
 from central.auth import bearer_token
 from central.errors import (
     ERR_INVALID,
@@ -140,9 +140,10 @@ def agent_reinstate(agent_id: str) -> dict[str, Any]:
 
 
 def _entry_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    entry_id = whole_number(text)
+    if entry_id is None:
         raise NotFound(ERR_QUARANTINE_UNKNOWN, f"no quarantine entry {text[:20]!r}")
-    return int(text)
+    return entry_id
 
 
 @bp.post("/quarantine/<entry>/release")

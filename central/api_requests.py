@@ -8,6 +8,7 @@ across sites without asking), and its body through `protocol.schema.loads`, whic
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import request
@@ -16,6 +17,15 @@ from central.errors import ERR_INVALID, ERR_UNSUPPORTED_MEDIA_TYPE, CentralError
 from protocol import schema
 
 JSON = "application/json"
+_WHOLE = re.compile(r"[0-9]{1,12}")
+
+
+def whole_number(text: str) -> int | None:
+    """Return `text` as a whole number of ASCII digits (at most 12), or None.
+
+    `str.isdigit` takes superscripts and other scripts' digits that `int` refuses ("0²").
+    """
+    return int(text) if _WHOLE.fullmatch(text) else None
 
 
 def json_body(max_bytes: int) -> Any:
