@@ -23,6 +23,7 @@ from central import (
     api_jobs,
     api_ops,
     api_public,
+    api_requests,
     api_review,
     openapi,
     web_errors,
@@ -71,6 +72,7 @@ def create_app(
         headers_enabled=True,
         key_prefix="lineledger",
     )
+    app.before_request(api_requests.refuse_nul_in_address)
     app.register_blueprint(api_ops.bp)
     app.register_blueprint(api_edge.bp)
     app.register_blueprint(api_public.bp)

@@ -15,6 +15,7 @@ from flask import request
 
 from central.errors import ERR_INVALID, ERR_UNSUPPORTED_MEDIA_TYPE, CentralError
 from protocol import schema
+from protocol.errors import ERR_NUL_CHARACTER
 
 JSON = "application/json"
 _WHOLE = re.compile(r"[0-9]{1,12}")
@@ -26,6 +27,17 @@ def whole_number(text: str) -> int | None:
     `str.isdigit` takes superscripts and other scripts' digits that `int` refuses ("0²").
     """
     return int(text) if _WHOLE.fullmatch(text) else None
+
+
+def refuse_nul_in_address() -> None:
+    """Refuse a URL whose path or query holds a NUL character (before any view runs).
+
+    PostgreSQL cannot store or compare text holding NUL, and no serial, id or name holds one.
+    """
+    if "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+    ):
+        raise CentralError(ERR_NUL_CHARACTER, "the address holds a NUL character (%00)")
 
 
 def json_body(max_bytes: int) -> Any:

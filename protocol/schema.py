@@ -30,6 +30,9 @@ MAX_KEY = 64
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _nonfinite(name: str) -> Any:
     raise ProtocolError(
         ERR_JSON_NONFINITE, f"{name} is not a JSON number; send finite numbers only"
@@ -44,7 +47,7 @@ def _finite_float(text: str) -> float:
 
 
 def _refuse_nul(value: Any) -> None:
-    """Raise ERR_NUL_CHARACTER if any string (key or value) in a decoded document holds NUL."""
+    """Raise if any string (key or value) of a decoded document holds NUL or a lone surrogate."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -53,6 +56,8 @@ def _refuse_nul(value: Any) -> None:
                 raise ProtocolError(
                     ERR_NUL_CHARACTER, "the body holds a NUL character (\\u0000); remove it"
                 )
+            if _SURROGATE.search(item):  # "\\ud800" alone: no UTF-8 text can hold it
+                raise ProtocolError(ERR_JSON, "the body holds a lone UTF-16 surrogate escape")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
