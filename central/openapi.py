@@ -395,7 +395,8 @@ def _op(
     return out
 
 
-# Error answers each kind of route gives besides its own (400: also a NUL in the address).
+# Error answers each kind of route gives besides its own (400: also a NUL in the address,
+# which every route but public verification refuses).
 _EDGE_GET = (400, 401, 403, 503)
 _EDGE_POST = (400, 401, 403, 404, 409, 413, 415, 503)
 _ADMIN_GET = (400, 401, 404, 503)
@@ -486,7 +487,7 @@ def _paths() -> dict[str, Schema]:
                 "verify",
                 "Is this product genuine? (no authentication, CORS open, rate-limited)",
                 {"200": _json(_ref("Verification"), "the verdict")},
-                (400, 404, 429, 503),
+                (404, 429, 503),
                 public,
                 params=[_path_param("code", "a serial as printed or typed")],
                 security=_NONE,

@@ -163,9 +163,13 @@ def test_nul_in_an_address_is_refused(client, callers):
         "/api/admin/v1/reports/reconcile?org=MA01&work_order=WO%00",
         "/api/admin/v1/quarantine?serial=%00",
         "/api/admin/v1/serials/MA01%00",
-        "/api/public/serial/verify/MA01%00",
+        "/api/edge/v1/config?x=%00",
     ]:
-        _error(client.get(path, headers=admin_h), 400, "ERR_NUL_CHARACTER")
+        headers = callers["edge"] if path.startswith("/api/edge/") else admin_h
+        _error(client.get(path, headers=headers), 400, "ERR_NUL_CHARACTER")
+    # a customer's garbage code is a typo, as before
+    resp = client.get("/api/public/serial/verify/MA01%00")
+    assert resp.status_code == 200 and resp.json["verdict"] == "malformed"
 
 
 def test_a_lone_surrogate_is_not_text(client, callers):
