@@ -193,7 +193,7 @@ def main() -> int:
         pool.top_up(agent, scope, need=args.print_zpl + args.print_pdf)
         results["print_zpl"] = issue_and_print(agent, None, args.print_zpl)
         results["print_pdf"] = issue_and_print(
-            agent, f"pdf://{args.workdir / 'pdf'}", args.print_pdf
+            agent, f"pdf://{args.workdir / 'pdf'}?create=1", args.print_pdf
         )
         agent.close()
 

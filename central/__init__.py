@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -33,8 +33,9 @@ from central.config import CentralConfig, load_config
 from central.db import PRIVATE_DIR, Store, make_private
 from central.keyring import Keyring
 from central.metrics import Metrics
+from central.public_url import watch_request_hosts
 from central.runtime import Runtime
-from central.verify import VerifyTally
+from central.verify_tally import VerifyTally
 from central.webserver import apply_proxy_headers, apply_security_headers
 
 
@@ -82,7 +83,12 @@ def create_app(
     app.register_blueprint(openapi.bp)
     # One budget per client address for the API and the page together.
     # The limits depend on configuration, so the views are wrapped here, not where defined.
-    verify_limit = limiter.shared_limit(config.verify_rate_limit, scope="verify")
+    # CORS preflights (OPTIONS) cost nothing: a browser sends one before a cross-site GET.
+    verify_limit = limiter.shared_limit(
+        config.verify_rate_limit,
+        scope="verify",
+        exempt_when=lambda: request.method == "OPTIONS",
+    )
     for endpoint in (
         "public.verify_api",
         "public.verify_page",
@@ -93,6 +99,7 @@ def create_app(
     enroll_limit = limiter.limit(config.enroll_rate_limit)
     app.view_functions["edge.enroll"] = enroll_limit(app.view_functions["edge.enroll"])
     web_errors.register(app)
+    watch_request_hosts(app, config)
     return app
 
 

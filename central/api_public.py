@@ -6,6 +6,7 @@ attached to this blueprint in `create_app`), and never any personal data.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -20,6 +21,26 @@ from central.timeutil import utcnow
 from central.verify import GENUINE, Verification, verify_code, verify_gs1
 
 bp = Blueprint("public", __name__)
+
+
+@bp.app_template_filter("month_name")
+def month_name(value: str) -> str:
+    """Write `2025-11` as `November 2025` (the page's script shows the reader's own format)."""
+    try:
+        return dt.datetime.strptime(value, "%Y-%m").strftime("%B %Y")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@bp.app_template_filter("readable_ts")
+def readable_ts(value: str) -> str:
+    """Write an ISO timestamp as `1 December 2026, 14:03 UTC`."""
+    try:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.UTC)
+    except ValueError:
+        return str(value)
+    return f"{when.day} {when:%B %Y, %H:%M} UTC"
+
 
 MAX_CODE = 200  # anything longer is malformed; never echo more than this
 
@@ -36,14 +57,16 @@ def _is_admin() -> bool:
 def _verify(code: str, gs1: tuple[str, str] | None = None) -> Verification:
     rt = runtime()
     started = time.perf_counter()
+    warn = rt.config.verify_warn_client_days
     if gs1 is None:
-        result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin())
+        result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin(), None, warn)
     else:
-        result = verify_gs1(rt.store, rt.keyring, gs1[0][:MAX_CODE], gs1[1][:MAX_CODE], _is_admin())
+        gtin, ai21 = gs1[0][:MAX_CODE], gs1[1][:MAX_CODE]
+        result = verify_gs1(rt.store, rt.keyring, gtin, ai21, _is_admin(), warn)
     rt.metrics.verify_seconds.observe(time.perf_counter() - started)
     rt.metrics.verify.labels(result.verdict).inc()
     if result.verdict == GENUINE or "verifications" in result.details:
-        rt.tally.add(result.serial, utcnow())
+        rt.tally.add(result.serial, utcnow(), request.remote_addr)
     return result
 
 

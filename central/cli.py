@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -28,6 +29,7 @@ from central.config import CentralConfig, load_config
 from central.db import Store, normalise_url
 from central.errors import CentralError
 from central.keyring import Keyring
+from central.public_url import base_url_mismatch
 from central.timeutil import utcnow
 from central.webserver import waitress_settings
 from printers.discovery import CENTRAL_TYPE, advertise
@@ -77,6 +79,7 @@ class _Ctx:
     @property
     def store(self) -> Store:
         if self._store is None:
+            self._refuse_missing_database()
             self._store = Store(self.config.database_url)
             if not self._store.schema_ready():
                 raise CentralError(
@@ -85,6 +88,20 @@ class _Ctx:
                     "lineledger-central init (it creates or upgrades the schema)",
                 )
         return self._store
+
+    def _refuse_missing_database(self) -> None:
+        """Refuse a missing SQLite file rather than create an empty one (only `init` does)."""
+        url = make_url(normalise_url(self.config.database_url))
+        database = url.database or ""
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+            return
+        if database.startswith("file:") or Path(database).is_file():
+            return
+        raise CentralError(
+            "ERR_NOT_INITIALISED",
+            f"no registry database at {database}: run lineledger-central init to create "
+            "one, or point --home / LINELEDGER_CENTRAL_HOME (or --db) at the registry",
+        )
 
     def close(self) -> None:
         if self._store is not None:
@@ -160,6 +177,9 @@ def serve(ctx: _Ctx, host: str, port: int, threads: int, advertise: bool) -> Non
     bound = int(server.effective_port)
     click.echo(f"lineledger-central listening on http://{host}:{bound}", nl=True)
     sys.stdout.flush()
+    mismatch = base_url_mismatch(ctx.config, host, bound)
+    if mismatch:
+        click.echo(f"lineledger-central: {mismatch}", err=True)
 
     def stop(signum: int, _frame: Any) -> None:
         raise SystemExit(0)

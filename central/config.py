@@ -45,6 +45,9 @@ class CentralConfig:
     channel_timeout: int = 30
     cleanup_interval: int = 10
     verify_flush_seconds: float = 2.0
+    # Public verify warns that a code may be copied once it was checked from this many
+    # distinct client-days (one address or IPv6 /64 on one UTC day).
+    verify_warn_client_days: int = 20
     # What one agent may hold unused per scope: its pool target plus one block (ERR_LEASE_CAP).
     # The edge agent's own defaults are the same numbers.
     lease_pool_target: int = 10_000
@@ -85,6 +88,7 @@ ENV = {
     "LINELEDGER_VERIFY_RATE_LIMIT": "verify_rate_limit",
     "LINELEDGER_RATELIMIT_STORAGE": "ratelimit_storage_uri",
     "LINELEDGER_ENROLL_RATE_LIMIT": "enroll_rate_limit",
+    "LINELEDGER_VERIFY_WARN_CLIENT_DAYS": "verify_warn_client_days",
     "LINELEDGER_TRUSTED_PROXIES": "trusted_proxies",
     "LINELEDGER_TRUSTED_PROXY_ADDRESS": "trusted_proxy_address",
     "LINELEDGER_MAX_BODY_BYTES": "max_body_bytes",

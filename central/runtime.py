@@ -10,7 +10,7 @@ from central.config import CentralConfig
 from central.db import Store
 from central.keyring import Keyring
 from central.metrics import Metrics
-from central.verify import VerifyTally
+from central.verify_tally import VerifyTally
 
 
 @dataclass

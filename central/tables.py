@@ -325,3 +325,21 @@ audit_log = sa.Table(
     sa.Index(None, "action", "at"),
     sa.Index(None, "target"),
 )
+
+# Public verify (#7): who checked a serial, as distinct clients per day. A client is a keyed
+# hash of its IPv4 address or IPv6 /64 under that day's salt; salts are deleted once their
+# day is over, so nobody (not even with the database) can tell which address a hash was.
+verify_clients = sa.Table(
+    "verify_clients",
+    metadata,
+    sa.Column("serial", sa.String(40), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),  # UTC day
+    sa.Column("client", sa.String(32), primary_key=True),  # hex of 16 bytes of HMAC-SHA256
+)
+
+verify_salts = sa.Table(
+    "verify_salts",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),  # UTC day
+    sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
+)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, jsonify, render_template_string, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from central import errors as E
@@ -30,16 +31,54 @@ _MESSAGES = {
     413: "the request body is too large",
     429: "too many requests from your address; try again later",
 }
-_PAGE = """<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ code }}</title><p>{{ message }}</p>"""
+# What a customer on the verify pages reads instead of the API's message.
+_PAGE_TITLES = {
+    404: "There is nothing here",
+    405: "This page cannot do that",
+    429: "Too many checks from your network",
+}
+_PAGE_MESSAGES = {
+    429: "To keep codes private, each network can check only a limited number of codes. "
+    "Please wait {wait} and try again.",
+}
+
+
+def _wants_page() -> bool:
+    """Tell whether a person's browser asked: the verify pages, or a Digital Link opened."""
+    if request.path.startswith("/v/"):
+        return True
+    if request.path.startswith("/01/") and request.args.get("format") != "json":
+        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+        return best == "text/html"
+    return False
+
+
+def _retry_wait() -> str:
+    """Return how long until the rate limit lets this client in again, in words."""
+    seconds = 0
+    for limiter in current_app.extensions.get("limiter", ()):
+        current = limiter.current_limit
+        if current is not None:
+            seconds = max(seconds, int(current.reset_at - time.time()))
+    if seconds <= 0:
+        return "a while"
+    minutes = round(seconds / 60)
+    return "a minute" if minutes <= 1 else f"about {minutes} minutes"
+
+
+def _page(code: str, message: str, status: int) -> str:
+    title = _PAGE_TITLES.get(status, "Something went wrong")
+    if status in _PAGE_MESSAGES:
+        message = _PAGE_MESSAGES[status].format(wait=_retry_wait())
+    return render_template("verify_error.html", code=code, title=title, message=message)
 
 
 def _answer(code: str, message: str, status: int) -> Any:
     rt = current_app.extensions.get("lineledger")
     if rt is not None:
         rt.metrics.http_errors.labels(code).inc()
-    if request.path.startswith("/v/"):
-        return render_template_string(_PAGE, code=code, message=message), status
+    if _wants_page():
+        return _page(code, message, status), status
     response: Response = jsonify(error_body(code, message))
     response.status_code = status
     return response

@@ -27,9 +27,11 @@ _ENVIRON_PROXY_KEYS = (
     "HTTP_FORWARDED",
 )
 
-# Pages load nothing from elsewhere and run no script; their one <style> carries a nonce.
+# Pages load nothing from elsewhere; scripts and stylesheets only from central's own /static/
+# (no inline script at all); an inline <style> must carry the answer's nonce.
 CONTENT_SECURITY_POLICY = {
     "default-src": "'none'",
+    "script-src": "'self'",
     "style-src": "'self'",
     "img-src": "'self' data:",
     "form-action": "'self'",

@@ -131,6 +131,8 @@ class Agent:
             session,
             boot_id=self.clock.boot_id,
             clock=self.clock.sources,
+            insecure=self.config.insecure,
+            ca_bundle=self.config.ca_bundle_path,
         )
         client.on_clock = self.on_clock_reading
         client.on_answer = self.on_central_answer

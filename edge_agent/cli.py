@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import getpass
 import ipaddress
-import logging
 import signal
 import socket
 import sys
@@ -27,7 +26,16 @@ from edge_agent.cli_links import LINK_COMMANDS
 
 # The helpers live in cli_support (shared with the other command modules); the commands
 # below keep their old names.
-from edge_agent.cli_support import EXIT_PRINTER, EXIT_UNREACHABLE, pass_ctx, start_guard
+from edge_agent.cli_support import (
+    EXIT_PRINTER,
+    EXIT_UNREACHABLE,
+    PRINTER_HELP,
+    check_printer,
+    know_work_order,
+    pass_ctx,
+    printer_for,
+    start_guard,
+)
 from edge_agent.cli_support import Ctx as _Ctx
 from edge_agent.cli_support import emit as _emit
 from edge_agent.cli_support import example as _example
@@ -35,14 +43,11 @@ from edge_agent.cli_support import friendly as _friendly
 from edge_agent.cli_support import prepare_pool as _prepare_pool
 from edge_agent.cli_support import say as _say
 from edge_agent.client import CentralClient
-from edge_agent.config import load_config
+from edge_agent.config import CONFIG_NAME, load_config, write_settings
 from edge_agent.errors import (
     ERR_ALREADY_ENROLLED,
-    ERR_NO_PRINTER,
     ERR_POOL_EMPTY,
     ERR_PRINTER_UNKNOWN,
-    CentralRefused,
-    CentralUnreachable,
     EdgeError,
 )
 from edge_agent.issuing import Issuer, void_serial
@@ -50,15 +55,18 @@ from edge_agent.labels import label_for, preview_for
 from edge_agent.marks import MarksReporter
 from edge_agent.printing import (
     PrintQueue,
+    cancel_jobs,
     confirm_job,
     job_statuses,
     list_jobs,
     queue_reprint,
     recover_stale_jobs,
     release_job,
+    set_line_printer,
 )
 from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
+from edge_agent.store import DB_NAME, enrolled_in
 from printers.discovery import CENTRAL_TYPE, PRINTER_TYPE, browse
 from printers.render import render_label
 from printers.urls import parse_printer_url
@@ -88,26 +96,64 @@ def main(ctx: click.Context, home: str) -> None:
         "lineledger-edge enroll --central https://registry.example --code 7KQ2-M9XD-4TPA-ZR3E"
     )
 )
-@click.option("--central", "central_url", required=True, help="Base URL of the central registry.")
+@click.option(
+    "--central",
+    "central_url",
+    required=True,
+    help="Base URL of the central registry: https://HOST[:PORT] (http:// only on this machine "
+    "or with --insecure).",
+)
 @click.option("--code", required=True, help="One-time enrollment code from an admin.")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a plain http:// central on another machine: the agent's token and lease keys "
+    "then cross the network unencrypted (recorded in edge.toml).",
+)
+@click.option(
+    "--ca-bundle",
+    "ca_bundle",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of the plant's own CA that signed central's https certificate (recorded "
+    "in edge.toml).",
+)
 @pass_ctx
 @_friendly
-def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
-    """Enroll this agent with central, fetch its work orders and fill its lease pool."""
-    agent = ctx.agent
-    if agent.enrolled:
+def enroll(ctx: _Ctx, central_url: str, code: str, insecure: bool, ca_bundle: str | None) -> None:
+    """Enroll this agent with central, write edge.toml, fetch work orders and fill the pool."""
+    home = Path(ctx.home)
+    if (home / DB_NAME).is_file() and enrolled_in(home / DB_NAME):
         raise EdgeError(
             ERR_ALREADY_ENROLLED,
             f"{ctx.home} holds an enrolled agent already; use a new --home for another line",
         )
-    client = CentralClient(central_url, None, agent.config.http_timeout)
-    try:
-        resp = client.enroll(EnrollRequest(code.strip(), socket.gethostname()[:128], "0.1.0"))
-    finally:
-        client.close()
+    config = ctx.config
+    insecure = insecure or config.insecure
+    ca_path = str(Path(ca_bundle).resolve()) if ca_bundle else config.ca_bundle_path
+    # Refused before the code leaves this PC: the code is a secret too.
+    client = CentralClient(
+        central_url, None, config.http_timeout, insecure=insecure, ca_bundle=ca_path
+    )
+    settings: dict[str, Any] = {}
+    if insecure != config.insecure:
+        settings["insecure"] = insecure
+    if ca_bundle:
+        settings["ca_bundle"] = ca_path
+    created = not (home / DB_NAME).exists()
+    agent = ctx.new_agent()  # the database is made before the code is spent: a bad disk
+    try:  # fails here, with the code still unused
+        try:
+            resp = client.enroll(EnrollRequest(code.strip(), socket.gethostname()[:128], "0.1.0"))
+        finally:
+            client.close()
+    except BaseException:
+        if created:
+            ctx.discard_agent()  # a failed enrollment leaves no half-made home behind
+        raise
     with agent.store.write() as conn:
         for key, value in (
-            ("central_url", central_url.rstrip("/")),
+            ("central_url", client.base_url),
             ("agent_id", resp.agent_id),
             ("token", resp.token),
             ("org", resp.org),
@@ -115,6 +161,10 @@ def enroll(ctx: _Ctx, central_url: str, code: str) -> None:
             ("tenant_name", resp.tenant_name),
         ):
             agent.store.set_meta(conn, key, value)
+    if settings or not (home / CONFIG_NAME).exists():
+        written = write_settings(home, settings)
+        _say(f"wrote {written}")
+    agent = ctx.reopen()  # with the settings just written
     cfg = agent.refresh_config()
     report = pool.maintain(agent, agent.now())
     _emit(
@@ -154,29 +204,17 @@ def _odometer_gate(agent: Agent, printer_url: str) -> None:
 @click.option("--work-order", "work_order", required=True, help="Work order number.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--print", "do_print", is_flag=True, help="Print a label for each serial.")
-@click.option(
-    "--printer",
-    default=None,
-    help="Printer URL: tcp://HOST:PORT or file:///DIR (default from edge.toml).",
-)
+@click.option("--printer", default=None, help=PRINTER_HELP)
 @pass_ctx
 @_friendly
 def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str | None) -> None:
     """Issue serials (one JSON object per serial on stdout) and optionally print them."""
     agent = ctx.agent
-    printer_url = (printer or agent.config.printer_url) if do_print else None
-    if do_print and not printer_url:
-        raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
+    # A bad URL or a missing spool folder is refused before any number is used.
+    printer_url = printer_for(agent, printer) if do_print else None
     if printer_url:
-        parse_printer_url(printer_url)  # refuse a bad URL before any number is used
         _odometer_gate(agent, printer_url)
-    try:
-        agent.work_order(work_order)
-    except EdgeError:
-        try:
-            agent.refresh_config()
-        except (CentralUnreachable, CentralRefused):
-            pass
+    know_work_order(agent, work_order)
     start_guard(agent)
     _prepare_pool(agent, work_order, count)
     issuer = Issuer(agent)
@@ -234,16 +272,13 @@ def _print_jobs(agent: Agent, printer_url: str, jobs: list[int]) -> None:
 )
 @click.argument("serial")
 @click.option("--reason", required=True, help="Why the label is printed again.")
-@click.option("--printer", default=None, help="Printer URL (default from edge.toml).")
+@click.option("--printer", default=None, help=PRINTER_HELP)
 @pass_ctx
 @_friendly
 def reprint(ctx: _Ctx, serial: str, reason: str, printer: str | None) -> None:
     """Print a serial's label again; the reprint and its reason are recorded."""
     agent = ctx.agent
-    printer_url = printer or agent.config.printer_url
-    if not printer_url:
-        raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
-    parse_printer_url(printer_url)
+    printer_url = printer_for(agent, printer)
     _odometer_gate(agent, printer_url)
     job = queue_reprint(agent, serial.strip().upper(), reason, printer_url)
     _emit({"ok": True, "serial": serial.strip().upper(), "print_job": job})
@@ -295,6 +330,7 @@ def label(ctx: _Ctx, serial: str | None, work_order: str | None, fmt: str, outpu
         unit, template = label_for(ctx.agent, serial.strip().upper())
     else:
         assert work_order is not None
+        know_work_order(ctx.agent, work_order)  # one added minutes ago: ask central now
         unit, template = preview_for(ctx.agent, work_order)
     data = render_label(unit, template, fmt)
     if output == "-":
@@ -348,15 +384,22 @@ def printers(timeout: float, interfaces: tuple[str, ...]) -> None:
 @pass_ctx
 @_friendly
 def sync(ctx: _Ctx) -> None:
-    """Push the outbox to central until it is empty or central refuses; print a summary."""
-    summary = outbox.flush(ctx.agent)
+    """Push the outbox to central until it is empty or central refuses; print a summary.
+
+    Exit 2 when central cannot be reached, also when there was nothing to push.
+    """
+    summary = outbox.flush(ctx.agent, probe=True)
     _emit(summary.to_dict())
     if summary.error:
         sys.exit(EXIT_UNREACHABLE)
 
 
 @main.command(epilog=_example("lineledger-edge status"))
-@click.option("--printer", default=None, help="Printer URL to check (default from edge.toml).")
+@click.option(
+    "--printer",
+    default=None,
+    help="Printer URL to check (default: the line's printer, else printer_url in edge.toml).",
+)
 @pass_ctx
 @_friendly
 def status(ctx: _Ctx, printer: str | None) -> None:
@@ -365,7 +408,11 @@ def status(ctx: _Ctx, printer: str | None) -> None:
 
 
 @main.command(epilog=_example("lineledger-edge run --printer tcp://10.0.0.7:9100 --port 8765"))
-@click.option("--printer", default=None, help="Default printer URL for queued labels.")
+@click.option(
+    "--printer",
+    default=None,
+    help="The line's printer; `issue --print` and `reprint` use it too. " + PRINTER_HELP,
+)
 @click.option(
     "--scanner", default=None, help="Serial/USB scanner URL, e.g. /dev/serial/by-id/...?baud=9600."
 )
@@ -376,27 +423,43 @@ def status(ctx: _Ctx, printer: str | None) -> None:
     type=click.IntRange(0, 65535),
     help="Operator page port (default 8765; 0 picks a free one).",
 )
+@click.option(
+    "--verbose", is_flag=True, help="Log every scheduled run of the service's jobs (DEBUG)."
+)
 @pass_ctx
 @_friendly
 def run(
-    ctx: _Ctx, printer: str | None, scanner: str | None, host: str | None, port: int | None
+    ctx: _Ctx,
+    printer: str | None,
+    scanner: str | None,
+    host: str | None,
+    port: int | None,
+    verbose: bool,
 ) -> None:
-    """Run the agent service: sync, pool top-up, print queue and the operator page."""
-    from edge_agent.service import Service
+    """Run the agent service: sync, pool top-up, print queue and the operator page.
+
+    The printer it serves (--printer, else printer_url in edge.toml) is recorded as the
+    line's printer, which `issue --print`, `reprint` and `spawn --print` use by default.
+    """
+    from edge_agent.service import Service, configure_logging
 
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["operator_host"] = host
     if port is not None:
         overrides["operator_port"] = port
-    if printer:
-        parse_printer_url(printer)
+    ctx.check_enrolled()
     agent = Agent(load_config(ctx.home, overrides))
     agent.identity()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    agent.client()  # refuse an insecure central or a missing CA file now, not in every job
+    line_printer = printer or agent.config.printer_url or None
+    if line_printer:
+        check_printer(line_printer)
     if scanner:
         parse_scanner_url(scanner)
-    service = Service(agent, printer, scanner)
+    set_line_printer(agent, line_printer)
+    configure_logging(verbose)
+    service = Service(agent, line_printer, scanner)
     gc.collect()
     gc.freeze()  # long-lived startup objects stay out of the collector's full passes
     stop = threading.Event()
@@ -432,6 +495,53 @@ def jobs_list(ctx: _Ctx, status: str | None) -> None:
     recover_stale_jobs(ctx.agent)
     for job in list_jobs(ctx.agent, status):
         _emit(job)
+
+
+@print_jobs.command(
+    "cancel",
+    epilog=_example(
+        'lineledger-edge print-jobs cancel --all --printer tcp://10.0.0.7:9100 --reason "printer '
+        'scrapped"'
+    ),
+)
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every waiting job of --printer.")
+@click.option("--printer", default=None, help="With --all: the printer URL, as the jobs name it.")
+@click.option("--reason", required=True, help="Why the labels will not be printed (recorded).")
+@click.option(
+    "--void",
+    "void",
+    is_flag=True,
+    help="The labels were never applied: void the serials of cancelled first prints too.",
+)
+@pass_ctx
+@_friendly
+def jobs_cancel(
+    ctx: _Ctx,
+    job_ids: tuple[int, ...],
+    every: bool,
+    printer: str | None,
+    reason: str,
+    void: bool,
+) -> None:
+    """Cancel waiting print jobs (queued, failed or held), e.g. for a printer that is gone.
+
+    The serials stay issued and keep counting as used; print them elsewhere with `reprint`,
+    or pass --void when their labels were never applied (a void is never undone).
+    """
+    if every == bool(job_ids):
+        raise click.UsageError("give JOB_IDS, or --all with --printer")
+    if every and not printer:
+        raise click.UsageError("--all needs --printer URL (print-jobs list shows each job's)")
+    if printer and not every:
+        raise click.UsageError("--printer goes with --all")
+    recover_stale_jobs(ctx.agent)
+    done = cancel_jobs(
+        ctx.agent, reason, list(job_ids) if job_ids else None, printer_url=printer, void=void
+    )
+    _emit({"ok": True, **done.to_dict()})
+    if every and not done.jobs:
+        _say(f"no waiting print jobs for {printer}")
 
 
 @print_jobs.command("release", epilog=_example("lineledger-edge print-jobs release 42"))

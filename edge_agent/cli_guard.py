@@ -140,7 +140,13 @@ def set_token(ctx: Ctx) -> None:
     agent = ctx.agent
     ident = agent.identity()
     token = _read_token()
-    probe = CentralClient(ident.central_url, token, min(5.0, agent.config.http_timeout))
+    probe = CentralClient(
+        ident.central_url,
+        token,
+        min(5.0, agent.config.http_timeout),
+        insecure=agent.config.insecure,
+        ca_bundle=agent.config.ca_bundle_path,
+    )
     # Learn revocation or reinstatement from the answer, but not "token rejected": a
     # mistyped new token is refused below and the old one stays.
     probe.on_answer = lambda status, code, message: (

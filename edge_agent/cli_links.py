@@ -7,6 +7,7 @@ import click
 from edge_agent import links
 from edge_agent.agent import Agent
 from edge_agent.cli_support import (
+    PRINTER_HELP,
     Ctx,
     emit,
     example,
@@ -14,23 +15,18 @@ from edge_agent.cli_support import (
     know_work_order,
     pass_ctx,
     prepare_pool,
+    printer_for,
     start_guard,
 )
-from edge_agent.errors import ERR_NO_PRINTER, EdgeError
 from edge_agent.issuing import Issuer
 from edge_agent.marks import MarksReporter
-from printers.urls import parse_printer_url
 
 MAX_PREGENERATE = 10_000
 
 
 def _printer(agent: Agent, do_print: bool, printer: str | None) -> str | None:
-    url = (printer or agent.config.printer_url) if do_print else None
-    if do_print and not url:
-        raise EdgeError(ERR_NO_PRINTER, "name a printer with --printer or printer_url in edge.toml")
-    if url:
-        parse_printer_url(url)  # refuse a bad URL before anything is written
-    return url
+    # A bad URL or a missing spool folder is refused before anything is written.
+    return printer_for(agent, printer) if do_print else None
 
 
 def _print_now(agent: Agent, url: str | None, jobs: list[int]) -> None:
@@ -41,7 +37,7 @@ def _print_now(agent: Agent, url: str | None, jobs: list[int]) -> None:
 
 
 _PRINT = click.option("--print", "do_print", is_flag=True, help="Print the labels now.")
-_PRINTER = click.option("--printer", default=None, help="Printer URL (default from edge.toml).")
+_PRINTER = click.option("--printer", default=None, help=PRINTER_HELP)
 
 
 @click.command(

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,12 +15,26 @@ import click
 from edge_agent import pool, rollback
 from edge_agent.agent import Agent
 from edge_agent.config import EdgeConfig, load_config
-from edge_agent.errors import ERR_AGENT_REVOKED, CentralRefused, CentralUnreachable, EdgeError
+from edge_agent.errors import (
+    ERR_AGENT_REVOKED,
+    ERR_NO_PRINTER,
+    ERR_NOT_ENROLLED,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
+from edge_agent.printing import default_printer
+from edge_agent.store import DB_NAME, disk_error, enrolled_in
+from printers.urls import check_spool_directory, parse_printer_url
 from protocol.errors import CodedError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNREACHABLE = 2
 EXIT_PRINTER = 3
+NOT_ENROLLED_ADVICE = (
+    "run lineledger-edge enroll --central URL --code CODE, or point --home / "
+    "LINELEDGER_EDGE_HOME at the agent's home"
+)
 
 
 def example(text: str) -> str:
@@ -48,6 +63,9 @@ def friendly(fn: F) -> F:
         except CodedError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except sqlite3.Error as exc:  # a full or read-only disk, a locked file
+            coded = disk_error(exc)
+            if coded is not None:
+                raise click.ClickException(f"{coded.code}: {coded.message}") from None
             raise click.ClickException(f"ERR_STORE: the agent's database failed: {exc}") from None
         except OSError as exc:
             raise click.ClickException(f"ERR_IO: {exc}") from None
@@ -56,7 +74,11 @@ def friendly(fn: F) -> F:
 
 
 class Ctx:
-    """The agent home a command works on; the agent is opened on first use."""
+    """The agent home a command works on; the agent is opened on first use.
+
+    Only `enroll` creates a home (`new_agent`); every other command opens an enrolled one
+    and refuses a missing or unenrolled home with ERR_NOT_ENROLLED, creating nothing.
+    """
 
     def __init__(self, home: str) -> None:
         self.home = home
@@ -66,11 +88,48 @@ class Ctx:
     def config(self) -> EdgeConfig:
         return load_config(self.home)
 
+    def check_enrolled(self) -> None:
+        """Raise ERR_NOT_ENROLLED unless the home holds an enrolled agent; create nothing."""
+        path = Path(self.home) / DB_NAME
+        if not path.is_file():
+            raise EdgeError(ERR_NOT_ENROLLED, f"no agent in {self.home} ({NOT_ENROLLED_ADVICE})")
+        if not enrolled_in(path):
+            raise EdgeError(
+                ERR_NOT_ENROLLED,
+                f"the agent in {self.home} is not enrolled ({NOT_ENROLLED_ADVICE})",
+            )
+
     @property
     def agent(self) -> Agent:
         if self._agent is None:
+            self.check_enrolled()
             self._agent = Agent(self.config)
         return self._agent
+
+    def new_agent(self) -> Agent:
+        """Open the home for `enroll`, creating it (0700) and its database if missing."""
+        if self._agent is None:
+            home = Path(self.home)
+            if not home.exists():
+                home.mkdir(mode=0o700, parents=True)
+            self._agent = Agent(self.config)
+        return self._agent
+
+    def reopen(self) -> Agent:
+        """Open the agent again with the configuration as it is now on disk."""
+        if self._agent is not None:
+            self._agent.close()
+        self._agent = Agent(self.config)
+        return self._agent
+
+    def discard_agent(self) -> None:
+        """Close the agent and delete the database `enroll` just made for nothing."""
+        if self._agent is not None:
+            self._agent.close()
+            self._agent = None
+        db = Path(self.home) / DB_NAME
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._agent is not None:
@@ -78,6 +137,33 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+PRINTER_HELP = (
+    "Printer URL: tcp://HOST[:9100] (network ZPL); a serial ZPL printer: /dev/ttyUSB0?baud=9600, "
+    "COM3, socket://HOST:PORT, rfc2217://HOST:PORT or loop://; file:///DIR (one .zpl per "
+    "label) or pdf:///DIR (one PDF per label), the folder must exist unless ?create=1 is added. "
+    "Default: the line's printer (set by `run --printer`), else printer_url in edge.toml."
+)
+
+
+def check_printer(url: str) -> str:
+    """Refuse a printer URL that cannot work before anything is written; return it."""
+    parse_printer_url(url)
+    check_spool_directory(url)
+    return url
+
+
+def printer_for(agent: Agent, printer: str | None) -> str:
+    """Return the printer a printing command uses: --printer, the line's, or edge.toml's."""
+    url = printer or default_printer(agent)
+    if not url:
+        raise EdgeError(
+            ERR_NO_PRINTER,
+            "no printer: name one with --printer, set printer_url in edge.toml, or start "
+            "lineledger-edge run --printer URL (the line's printer)",
+        )
+    return check_printer(url)
 
 
 def know_work_order(agent: Agent, work_order: str) -> None:

@@ -3,13 +3,22 @@ swap it, and every failure becomes either `CentralUnreachable` or `CentralRefuse
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from edge_agent.clock import TIME_HEADER, ClockReading, ClockSources, Instant, measure
-from edge_agent.errors import CentralRefused, CentralUnreachable
+from edge_agent.errors import (
+    ERR_CONFIG,
+    ERR_INSECURE_CENTRAL,
+    CentralRefused,
+    CentralUnreachable,
+    EdgeError,
+)
 from protocol.errors import ProtocolError
 from protocol.events import Event, EventResult, decode_results, encode_batch
 from protocol.messages import (
@@ -24,6 +33,53 @@ from protocol.reconcile import ReconcileRequest, ReconcileResponse
 
 API = "/api/edge/v1"
 MAX_ANSWER = 8 * 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether `host` names this machine: localhost, 127.0.0.0/8 or ::1."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def check_central_url(url: str, insecure: bool = False) -> str:
+    """Return `url` without a trailing slash, or refuse it.
+
+    Enrollment codes, agent tokens and lease keys travel to central: over plain http they
+    could be read on the plant's network, so http is refused (ERR_INSECURE_CENTRAL) unless
+    central is this machine or the operator chose `--insecure` / `insecure = true`.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise EdgeError(
+            ERR_CONFIG, f"central URL {url[:100]!r} must be https://HOST[:PORT] (or http://)"
+        )
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise EdgeError(
+            ERR_INSECURE_CENTRAL,
+            f"{url[:100]} is plain http: the agent's token and lease keys would cross the "
+            "network unencrypted; use an https:// URL (with --ca-bundle FILE for the plant's "
+            "own CA), or pass --insecure to enroll (insecure = true in edge.toml) to allow it",
+        )
+    return url.strip().rstrip("/")
+
+
+def tls_verify(ca_bundle: str) -> bool | str:
+    """Return what requests' `verify=` takes: the plant's CA file, or True (system CAs)."""
+    if not ca_bundle:
+        return True
+    if not Path(ca_bundle).is_file():
+        raise EdgeError(
+            ERR_CONFIG, f"ca_bundle {ca_bundle} is not a readable file of PEM CA certificates"
+        )
+    return ca_bundle
 
 
 class CentralClient:
@@ -42,8 +98,11 @@ class CentralClient:
         session: requests.Session | None = None,
         boot_id: str | None = None,
         clock: ClockSources | None = None,
+        insecure: bool = False,
+        ca_bundle: str = "",
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_central_url(base_url, insecure)
+        self.verify = tls_verify(ca_bundle)
         self.clock = clock
         self.token = token
         self.timeout = timeout
@@ -74,7 +133,14 @@ class CentralClient:
                 json=body,
                 headers=headers,
                 timeout=timeout or self.timeout,
+                verify=self.verify,
             )
+        except requests.exceptions.SSLError:
+            raise CentralUnreachable(
+                f"{self.base_url} failed the TLS certificate check: if central's certificate "
+                "comes from the plant's own CA, pass --ca-bundle FILE to enroll (ca_bundle in "
+                "edge.toml)"
+            ) from None
         except requests.RequestException as exc:
             raise CentralUnreachable(
                 f"{self.base_url} did not answer: {type(exc).__name__}"

@@ -31,6 +31,8 @@ ERR_CENTRAL_UNREACHABLE = "ERR_CENTRAL_UNREACHABLE"
 ERR_UNKNOWN_WORK_ORDER = "ERR_UNKNOWN_WORK_ORDER"
 ERR_POOL_EMPTY = "ERR_POOL_EMPTY"
 ERR_CONFIG = "ERR_CONFIG"
+# Central named by a plain http:// URL off this machine, without --insecure.
+ERR_INSECURE_CENTRAL = "ERR_INSECURE_CENTRAL"
 # The agent's database cannot be written: its disk is full, read-only or failing.
 ERR_DISK_FULL = "ERR_DISK_FULL"
 ERR_STORE_READ_ONLY = "ERR_STORE_READ_ONLY"

@@ -128,6 +128,83 @@ def consume_allowance(conn: sqlite3.Connection, wo: WorkOrderInfo, count: int) -
     )
 
 
+# The lease the next number of a scope comes from: issuing and the operator's preview agree.
+_NEXT_NUMBER = (
+    "SELECT lease_id, next_seq, key_hex FROM leases WHERE scope_key = ? "
+    "AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq LIMIT 1"
+)
+
+
+def _pool_empty(scope: Scope) -> EdgeError:
+    return EdgeError(
+        ERR_POOL_EMPTY,
+        f"no numbers of {scope.key} on hand; connect the line to central so the "
+        "pool can be topped up",
+    )
+
+
+@dataclass(frozen=True)
+class NextSerial:
+    """The serial a work order's next `issue` hands out, or why it would refuse."""
+
+    work_order: str
+    scope: str
+    serial: str | None
+    seq: int | None
+    refusal: dict[str, str] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return it as JSON."""
+        return {
+            "work_order": self.work_order,
+            "scope": self.scope,
+            "serial": self.serial,
+            "seq": self.seq,
+            "refusal": self.refusal,
+        }
+
+
+def next_serial(agent: Agent, work_order: str, now: dt.datetime | None = None) -> NextSerial:
+    """Return the serial the next `issue` of a work order will hand out, using nothing.
+
+    The number is read, not claimed: another process may take it first, so a caller that
+    shows it reads it again after every issue.
+    """
+    now = now or agent.now()
+    ident = agent.identity()
+    wo = agent.work_order(work_order)
+    scope = scope_for(ident, wo, production_date(ident, now))
+    conn = agent.store.conn()
+    refusal: EdgeError | None = None
+    try:
+        check_standing(agent, conn)
+        row = conn.execute(
+            "SELECT allowed, consumed_elsewhere, issued_local FROM work_orders WHERE number = ?",
+            (wo.number,),
+        ).fetchone()
+        if row is not None and row["allowed"] is not None:
+            if row["issued_local"] + row["consumed_elsewhere"] >= row["allowed"]:
+                raise EdgeError(
+                    ERR_WORK_ORDER_COMPLETE,
+                    f"work order {wo.number} is complete; a supervisor can raise its quantity "
+                    "centrally",
+                )
+    except EdgeError as exc:
+        refusal = exc
+    lease = conn.execute(_NEXT_NUMBER, (scope.key,)).fetchone()
+    if lease is None:
+        refusal = refusal or _pool_empty(scope)
+        return NextSerial(wo.number, scope.key, None, None, refusal.to_dict())
+    serial = render(scope, lease["next_seq"], bytes.fromhex(lease["key_hex"]))
+    return NextSerial(
+        wo.number,
+        scope.key,
+        serial,
+        lease["next_seq"],
+        refusal.to_dict() if refusal is not None else None,
+    )
+
+
 class Issuer:
     """Issue serials of one agent, keeping lease keys and scopes parsed between calls."""
 
@@ -185,17 +262,9 @@ class Issuer:
         printer_url: str | None,
         data: dict[str, Any],
     ) -> Issued:
-        row = conn.execute(
-            "SELECT lease_id, next_seq, key_hex FROM leases WHERE scope_key = ? "
-            "AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq LIMIT 1",
-            (scope.key,),
-        ).fetchone()
+        row = conn.execute(_NEXT_NUMBER, (scope.key,)).fetchone()
         if row is None:
-            raise EdgeError(
-                ERR_POOL_EMPTY,
-                f"no numbers of {scope.key} on hand; connect the line to central so the "
-                "pool can be topped up",
-            )
+            raise _pool_empty(scope)
         seq = row["next_seq"]
         conn.execute(
             "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = ?", (row["lease_id"],)

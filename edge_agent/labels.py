@@ -81,12 +81,18 @@ def label_for(agent: Agent, serial: str) -> tuple[UnitLabel, LabelTemplate]:
     return label, template_named(agent, row["label_template"])
 
 
-def preview_for(agent: Agent, work_order: str) -> tuple[UnitLabel, LabelTemplate]:
-    """Return what the next label of a work order will look like (the serial is a sample)."""
+def preview_for(
+    agent: Agent, work_order: str, serial: str | None = None
+) -> tuple[UnitLabel, LabelTemplate]:
+    """Return what the next label of a work order will look like.
+
+    Without `serial` the serial is a sample no lease can produce.
+    """
     wo = agent.work_order(work_order)
     ident = agent.identity()
     today = production_date(ident, agent.now())
-    serial = render(scope_for(ident, wo, today), MAX_SEQ, _PREVIEW_KEY)
+    if serial is None:
+        serial = render(scope_for(ident, wo, today), MAX_SEQ, _PREVIEW_KEY)
     label = build_label(
         agent, serial, wo.number, today.isoformat(), wo.product_name, wo.sku, wo.gtin
     )

@@ -158,8 +158,12 @@ class FlushSummary:
         return out
 
 
-def flush(agent: Agent) -> FlushSummary:
-    """Push until nothing is due or central refuses or cannot be reached."""
+def flush(agent: Agent, probe: bool = False) -> FlushSummary:
+    """Push until nothing is due or central refuses or cannot be reached.
+
+    With `probe`, central is asked (ping) when there was nothing to push, so a caller learns
+    that central is down even with an empty outbox.
+    """
     summary = FlushSummary()
     try:
         while True:
@@ -169,6 +173,8 @@ def flush(agent: Agent) -> FlushSummary:
             summary.batches += 1
             summary.sent += result.sent
             summary.results.update(result.results)
+        if probe and summary.batches == 0:
+            agent.client().ping(timeout=min(3.0, agent.config.http_timeout))
     except (CentralUnreachable, CentralRefused) as exc:
         summary.error = exc.to_dict()
     summary.outbox = counts(agent)

@@ -24,8 +24,8 @@ from typing import Any
 
 from edge_agent import odometer
 from edge_agent.agent import Agent
-from edge_agent.errors import ERR_JOB_UNKNOWN, ERR_NOT_OURS, EdgeError
-from edge_agent.issuing import check_reason
+from edge_agent.errors import ERR_BUSY, ERR_JOB_UNKNOWN, ERR_NOT_OURS, EdgeError
+from edge_agent.issuing import check_reason, void_serial
 from edge_agent.labels import label_for
 from printers import PrinterError, PrinterStatus, open_printer
 from printers.base import PrinterTransport
@@ -71,11 +71,17 @@ def printer_state(agent: Agent, url: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def job_counts(agent: Agent) -> dict[str, int]:
-    """Return print jobs per status."""
-    rows = agent.store.conn().execute(
-        "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
-    )
+def job_counts(agent: Agent, printer_url: str | None = None) -> dict[str, int]:
+    """Return print jobs per status, of one printer when `printer_url` is given."""
+    if printer_url is None:
+        rows = agent.store.conn().execute(
+            "SELECT status, COUNT(*) AS n FROM print_jobs GROUP BY status"
+        )
+    else:
+        rows = agent.store.conn().execute(
+            "SELECT status, COUNT(*) AS n FROM print_jobs WHERE printer_url = ? GROUP BY status",
+            (printer_url,),
+        )
     found = {r["status"]: r["n"] for r in rows}
     return {s: found.get(s, 0) for s in (QUEUED, CLAIMED, SENDING, SENT, FAILED, HELD, CANCELLED)}
 
@@ -397,6 +403,112 @@ def confirm_job(agent: Agent, job_id: int) -> None:
     )
     if row is None or not mark_sent(agent, row, row["printer_url"], None):
         raise EdgeError(ERR_JOB_UNKNOWN, f"no held print job {job_id}")
+
+
+LINE_PRINTER_KEY = "line_printer"
+
+
+def line_printer(agent: Agent) -> str | None:
+    """Return the printer `run` serves the line with (recorded at its start), if any."""
+    value = agent.store.get_meta_json(LINE_PRINTER_KEY)
+    url = value.get("url") if isinstance(value, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def set_line_printer(agent: Agent, url: str | None) -> None:
+    """Record the printer the line's service prints on, so `issue --print` uses it too."""
+    with agent.store.write() as conn:
+        if url:
+            value = {"url": url, "set_by": "run", "at": format_ts(agent.now())}
+            agent.store.set_meta(conn, LINE_PRINTER_KEY, json.dumps(value, sort_keys=True))
+        else:
+            conn.execute("DELETE FROM meta WHERE key = ?", (LINE_PRINTER_KEY,))
+
+
+def default_printer(agent: Agent) -> str | None:
+    """Return the printer a command uses when none is named: the line's, else edge.toml's."""
+    return line_printer(agent) or agent.config.printer_url or None
+
+
+@dataclass
+class Cancelled:
+    """What `cancel_jobs` did: the jobs cancelled, and the serials voided with them."""
+
+    jobs: list[int] = field(default_factory=list)
+    serials: list[str] = field(default_factory=list)
+    voided: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the outcome as JSON."""
+        return {"cancelled": self.jobs, "serials": self.serials, "voided": self.voided}
+
+
+CANCELLABLE = (QUEUED, FAILED, HELD)
+
+
+def cancel_jobs(
+    agent: Agent,
+    reason: str,
+    job_ids: list[int] | None = None,
+    printer_url: str | None = None,
+    void: bool = False,
+) -> Cancelled:
+    """Cancel waiting print jobs (by id, or every one of a printer); serials stay issued.
+
+    A job being sent right now cannot be cancelled (ERR_BUSY). With `void`, the operator
+    says those labels were never applied: each cancelled first print's serial is voided
+    with the reason (a reprint's serial keeps its label, so it is not voided).
+    """
+    reason = check_reason(reason)
+    stamp = format_ts(agent.now())
+    done = Cancelled()
+    with agent.store.write() as conn:
+        if job_ids is not None:
+            rows = []
+            for job_id in job_ids:
+                row = conn.execute(
+                    "SELECT id, serial, kind, status FROM print_jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                if row is None:
+                    raise EdgeError(ERR_JOB_UNKNOWN, f"no print job {job_id}")
+                if row["status"] in (CLAIMED, SENDING):
+                    raise EdgeError(
+                        ERR_BUSY, f"print job {job_id} is being sent right now; try again"
+                    )
+                if row["status"] not in CANCELLABLE:
+                    raise EdgeError(
+                        ERR_JOB_UNKNOWN,
+                        f"print job {job_id} is {row['status']}: only queued, failed or held "
+                        "jobs can be cancelled",
+                    )
+                rows.append(row)
+        else:
+            rows = conn.execute(
+                f"SELECT id, serial, kind, status FROM print_jobs WHERE printer_url = ? AND "
+                f"status IN ({','.join('?' * len(CANCELLABLE))}) ORDER BY id",
+                (printer_url, *CANCELLABLE),
+            ).fetchall()
+        for row in rows:
+            conn.execute(
+                "UPDATE print_jobs SET status = 'cancelled', owner = NULL, claimed_at = NULL, "
+                "last_error = ? WHERE id = ?",
+                (f"cancelled by the operator at {stamp}: {reason}"[:256], row["id"]),
+            )
+            done.jobs.append(row["id"])
+            if row["serial"] not in done.serials:
+                done.serials.append(row["serial"])
+    if void:
+        firsts = {r["serial"] for r in rows if r["kind"] != "reprint"}
+        for serial in [s for s in done.serials if s in firsts]:
+            state = (
+                agent.store.conn()
+                .execute("SELECT state FROM serials WHERE serial = ?", (serial,))
+                .fetchone()
+            )
+            if state is not None and state["state"] == "issued":
+                void_serial(agent, serial, f"label never applied (print cancelled): {reason}")
+                done.voided.append(serial)
+    return done
 
 
 def list_jobs(agent: Agent, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -24,9 +24,21 @@ from edge_agent.printing import PrintQueue
 from edge_agent.scanner import ScannerReader
 from edge_agent.scanning import ScanDesk
 from edge_agent.status import build_status
-from edge_agent.web import BackgroundServer, create_operator_app
+from edge_agent.store import disk_error
+from edge_agent.web import BackgroundServer, create_operator_app, operator_server
 
 log = logging.getLogger("lineledger.edge")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log the agent at INFO; APScheduler's per-run lines only with `verbose` (DEBUG).
+
+    Without it the scheduler says nothing about routine runs (two lines a second with the
+    print queue's one-second interval) and still warns about missed or failing runs.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 class Service:
@@ -52,16 +64,23 @@ class Service:
 
     def _job(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
+            log.debug("job %s runs", name)
             try:
                 fn()
                 self.last_errors.pop(name, None)
             except (CentralUnreachable, CentralRefused, EdgeError) as exc:
                 self.last_errors[name] = f"{exc.code}: {exc.message}"
                 log.warning("%s: %s", name, exc)
-            except Exception:  # a job must never take the service down
+            except Exception as exc:  # a job must never take the service down
+                coded = disk_error(exc, self.agent.store.path)
+                if coded is not None:  # a full or read-only disk: one line, not a traceback
+                    self.last_errors[name] = f"{coded.code}: {coded.message}"
+                    log.warning("%s: %s", name, coded)
+                    return
                 log.exception("%s failed", name)
                 self.last_errors[name] = "internal error; see the log"
 
+        run.__name__ = run.__qualname__ = f"lineledger-edge {name}"
         return run
 
     def _sync(self) -> None:
@@ -164,6 +183,7 @@ class Service:
                 "interval",
                 seconds=seconds,
                 id=name,
+                name=name,
                 max_instances=1,
                 coalesce=True,
                 # A job that starts late on a busy PC still runs (APScheduler's default
@@ -179,9 +199,7 @@ class Service:
         everywhere = cfg.operator_host in ("0.0.0.0", "::", "")
         hosts: set[str] | None = None if everywhere else set()
         app = create_operator_app(self.status, self.agent, self.desk, hosts)
-        self._server = BackgroundServer(
-            app, cfg.operator_host, cfg.operator_port, ident="lineledger-edge"
-        ).start()
+        self._server = operator_server(app, cfg.operator_host, cfg.operator_port).start()
         port = self._server.port
         if hosts is not None:
             hosts.update({f"{cfg.operator_host}:{port}", f"localhost:{port}"})

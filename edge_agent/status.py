@@ -164,8 +164,9 @@ def build_status(
         "oldest_pending_age_s": outbox.oldest_pending_age(agent, time.time()),
     }
     status["central"] = central
-    url = printer_url or agent.config.printer_url
-    jobs = printing.job_counts(agent)
+    url = printer_url or printing.default_printer(agent)
+    # The jobs of the printer this line prints on, not those left for one it no longer uses.
+    jobs = printing.job_counts(agent, url or None)
     printer: dict[str, Any] = {"url": url or None, "jobs": jobs}
     if url:
         if probe:

@@ -246,6 +246,23 @@ def disk_error(exc: BaseException, path: Path | None = None) -> EdgeError | None
     return None
 
 
+def enrolled_in(path: Path) -> bool:
+    """Tell whether the agent database at `path` holds an agent token (read only, no writes)."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        _raise_coded(exc, path)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return False
+        _raise_coded(exc, path)
+    finally:
+        conn.close()
+    return row is not None and bool(row[0])
+
+
 def _raise_coded(exc: BaseException, path: Path) -> NoReturn:
     """Raise the coded form of a storage failure, or the failure itself."""
     coded = disk_error(exc, path)

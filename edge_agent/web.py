@@ -4,6 +4,8 @@ plus `/metrics` for Prometheus with the reference's outbox gauges."""
 from __future__ import annotations
 
 import collections
+import io
+import json
 import sqlite3
 import threading
 import time
@@ -11,10 +13,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from markupsafe import Markup, escape
+from PIL import Image, ImageDraw, ImageFont
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 from werkzeug.exceptions import HTTPException
 
 from edge_agent import alerts, links
@@ -28,6 +34,7 @@ from edge_agent.errors import (
     ERR_TOKEN_LINKED,
     EdgeError,
 )
+from edge_agent.issuing import next_serial
 from edge_agent.labels import preview_for
 from edge_agent.scanning import ScanDesk
 from printers import PrinterError
@@ -44,11 +51,117 @@ _STATUS = {
     ERR_ILLEGAL_TRANSITION: 409,
     "ERR_UNKNOWN_WORK_ORDER": 404,
 }
-_HTTP = {404: "ERR_NOT_FOUND", 405: "ERR_METHOD_NOT_ALLOWED", 413: "ERR_TOO_LARGE"}
+# Largest request body; the web server refuses more before reading it (chunked too).
+MAX_BODY = 16 * 1024
+# Refusals of the HTTP layer (the web server's and Flask's), in the app's one error shape.
+_HTTP = {
+    400: ("ERR_BAD_REQUEST", "the request could not be read"),
+    404: ("ERR_NOT_FOUND", "there is no such page or API on the operator page"),
+    405: ("ERR_METHOD_NOT_ALLOWED", "this address does not take that method"),
+    413: ("ERR_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes"),
+    431: ("ERR_HEADERS_TOO_LARGE", "the request headers are too large"),
+    500: ("ERR_INTERNAL", "the agent failed to answer this request; its log says why"),
+    501: ("ERR_NOT_IMPLEMENTED", "the request uses an HTTP feature the agent does not support"),
+}
+
+# What an operator reads for each printer state; the code stays on the page for support.
+PRINTER_WORDS = {
+    "ready": "Ready",
+    "unknown": "Checking…",
+    "paper_out": "Out of labels",
+    "head_open": "Print head open",
+    "ribbon_out": "Out of ribbon",
+    "paused": "Printer paused",
+    "buffer_full": "Printer busy",
+    "busy": "Printing",
+    "no_answer": "Printer not answering",
+    "unreachable": "Printer not reachable",
+    "error": "Printer error",
+    "odometer_mismatch": "Printing held",
+    "none": "No printer",
+}
+# A sentence where the agent recorded none (or only the state's code).
+_PRINTER_SENTENCES = {
+    "unknown": "Not checked yet: the printer is asked before the next labels print.",
+    "ready": "The printer answered at its last check and is ready to print.",
+}
+
+
+def printer_words(state: str | None) -> str:
+    """Return what the operator page says for a printer state."""
+    if not state:
+        return "—"
+    return PRINTER_WORDS.get(state, state.replace("_", " ").capitalize())
+
+
+def serial_html(text: str | None) -> Markup:
+    """Return a serial (or scope) as HTML that a browser may break after hyphens only.
+
+    The last two parts (a standard serial's MAC and check character) stay together, so a
+    check character never stands alone on a line.
+    """
+    parts = [escape(part) for part in (text or "").split("-")]
+    if len(parts) > 2:
+        parts[-2:] = [Markup('<span class="nowrap">{}-{}</span>').format(*parts[-2:])]
+    return Markup("-<wbr>").join(parts)
+
+
+def _for_people(status: dict[str, Any]) -> dict[str, Any]:
+    """Add the printer state in words (the page shows them; `state` keeps the code)."""
+    printer = status.get("printer")
+    if isinstance(printer, dict):
+        state = printer.get("state")
+        printer["label"] = printer_words(state)
+        if state in _PRINTER_SENTENCES and printer.get("message") in (None, "", state):
+            printer["message"] = _PRINTER_SENTENCES[state]
+    return status
 
 
 def _error(code: str, message: str, status: int) -> tuple[Response, int]:
     return jsonify(ok=False, error={"code": code, "message": message}), status
+
+
+def _error_body(status: int) -> bytes:
+    code, message = _HTTP.get(status, (f"ERR_HTTP_{status}", "the request was refused"))
+    return json.dumps({"ok": False, "error": {"code": code, "message": message}}).encode()
+
+
+class _JsonErrorTask(ErrorTask):  # type: ignore[misc]
+    """Answer what the web server refuses itself (bad request line, too large) as JSON."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = _error_body(error.code)
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _JsonErrorChannel(HTTPChannel):  # type: ignore[misc]
+    error_task_class = _JsonErrorTask
+
+
+def _sample_png(png: bytes) -> bytes:
+    """Frame a label preview in red with a SAMPLE band above and below it.
+
+    The bands lie outside the label, so its barcodes still read, and a printed copy of the
+    picture says it is no label.
+    """
+    label = Image.open(io.BytesIO(png)).convert("RGB")
+    band = max(24, label.height // 8)
+    red = (176, 0, 32)
+    out = Image.new("RGB", (label.width + 8, label.height + 2 * band + 8), red)
+    out.paste(label, (4, band + 4))
+    draw = ImageDraw.Draw(out)
+    face = ImageFont.load_default(size=int(band * 0.7))
+    text = "SAMPLE - NOT A LABEL"
+    for y in (band // 2 + 2, out.height - band // 2 - 2):
+        draw.text((out.width // 2, y), text, fill=(255, 255, 255), font=face, anchor="mm")
+    buffer = io.BytesIO()
+    out.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 class _StatusGauges(Collector):
@@ -155,16 +268,23 @@ def create_operator_app(
     for a page deliberately served on the plant network.
     """
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     registry = CollectorRegistry()
     registry.register(_StatusGauges(status))
     recent_scans: collections.deque[float] = collections.deque(maxlen=scans_per_second)
     recent_links: collections.deque[float] = collections.deque(maxlen=scans_per_second)
 
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.jinja_env.filters["serial"] = serial_html
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
+        # Every refusal, 500 included (Flask wraps any exception in one), is JSON.
         status = exc.code or 500
-        return _error(_HTTP.get(status, f"ERR_HTTP_{status}"), exc.description or "", status)
+        response = Response(_error_body(status), status, mimetype="application/json")
+        for name, value in exc.get_headers():
+            if name == "Allow":
+                response.headers["Allow"] = value
+        return response
 
     @app.errorhandler(sqlite3.Error)
     def store_error(exc: sqlite3.Error) -> Any:
@@ -195,13 +315,28 @@ def create_operator_app(
             ), 403
         return None
 
+    def next_for(work_order: str) -> dict[str, Any] | None:
+        if agent is None or not work_order:
+            return None
+        try:
+            return next_serial(agent, work_order[:64]).to_dict()
+        except EdgeError:
+            return None
+
     @app.get("/")
     def page() -> str:
-        return render_template("operator.html", status=status())
+        now = _for_people(status())
+        numbers = now.get("work_orders") or []
+        return render_template(
+            "operator.html",
+            status=now,
+            next=next_for(numbers[0]) if numbers else None,
+            printer_words=PRINTER_WORDS,
+        )
 
     @app.get("/status.json")
     def status_json() -> Any:
-        response = jsonify(status())
+        response = jsonify(_for_people(status()))
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -270,16 +405,37 @@ def create_operator_app(
             return refused(exc)
         return jsonify(ok=True, spawned=[s.to_dict() for s in done])
 
+    @app.get("/next.json")
+    def next_json() -> Any:
+        """Say which serial the next `issue` of a work order hands out (or why none)."""
+        if agent is None:
+            return _error("ERR_NOT_FOUND", "no agent behind this page", 404)
+        try:
+            found = next_serial(agent, request.args.get("work_order", "")[:64])
+        except EdgeError as exc:
+            return _error(exc.code, exc.message, 404)
+        response = jsonify(ok=True, **found.to_dict())
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @app.get("/preview.<fmt>")
     def preview(fmt: str) -> Any:
-        """Show what the next label of a work order looks like (PNG or PDF)."""
+        """Show what the next label of a work order looks like (PNG or PDF).
+
+        The PNG carries the serial the line hands out next, framed as a SAMPLE; the PDF,
+        which an office printer could print as a label, keeps a sample serial.
+        """
         if agent is None or fmt not in ("png", "pdf"):
-            return jsonify(ok=False, error={"code": "ERR_NOT_FOUND", "message": "no preview"}), 404
+            return _error("ERR_NOT_FOUND", "no preview", 404)
+        work_order = request.args.get("work_order", "")[:64]
         try:
-            label, template = preview_for(agent, request.args.get("work_order", "")[:64])
+            serial = next_serial(agent, work_order).serial if fmt == "png" else None
+            label, template = preview_for(agent, work_order, serial)
             data = render_label(label, template, fmt)
         except (EdgeError, PrinterError) as exc:
-            return jsonify(ok=False, error=exc.to_dict()), 404
+            return _error(exc.code, exc.message, 404)
+        if fmt == "png":
+            data = _sample_png(data)
         response = Response(data, mimetype="image/png" if fmt == "png" else "application/pdf")
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -294,10 +450,21 @@ class BackgroundServer:
     itself when asked to stop: no descriptor is ever closed under a poll in another thread.
     """
 
-    def __init__(self, app: Any, host: str, port: int, threads: int = 4, **options: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        threads: int = 4,
+        json_errors: bool = False,
+        **options: Any,
+    ) -> None:
         from waitress import create_server
 
         self.server: Any = create_server(app, host=host, port=port, threads=threads, **options)
+        if json_errors:
+            # What waitress refuses itself is answered in the app's error shape too.
+            self.server.channel_class = _JsonErrorChannel
         self.port = int(self.server.effective_port)
         self.url = f"http://{host}:{self.port}"
         self._stopping = threading.Event()
@@ -325,3 +492,15 @@ class BackgroundServer:
         """Stop serving and wait for the serving thread to finish."""
         self._stopping.set()
         self._thread.join(timeout)
+
+
+def operator_server(app: Any, host: str, port: int) -> BackgroundServer:
+    """Serve the operator page: bodies over MAX_BODY refused unread, every error JSON."""
+    return BackgroundServer(
+        app,
+        host,
+        port,
+        json_errors=True,
+        ident="lineledger-edge",
+        max_request_body_size=MAX_BODY,
+    )

@@ -27,6 +27,9 @@ ERR_PRINTER_STATUS = "ERR_PRINTER_STATUS"
 # The printer answered the label odometer query (`printers.odometer`) with something that is
 # not a label count.
 ERR_PRINTER_ODOMETER_ANSWER = "ERR_PRINTER_ODOMETER_ANSWER"
+# A spool folder (file:///DIR, pdf:///DIR) does not exist and the URL did not ask to create
+# it (`?create=1`): a mistyped path must not become a folder nobody watches.
+ERR_PRINTER_NO_DIR = "ERR_PRINTER_NO_DIR"
 # A write broke off, the connection was reset, or the spool file system failed.
 ERR_PRINTER_IO = "ERR_PRINTER_IO"
 # A label template has a wrong type or an out-of-range value.

@@ -3,7 +3,8 @@
 A file appears whole or not at all (written to a hidden temporary file, synced, then linked
 into place), and a reprint never replaces an earlier file: it gets the next free name,
 `<job_name>.2.zpl`, `<job_name>.3.zpl` and so on. Subclasses spool other formats the same
-way by setting `suffix`, `scheme` and `format` (`printers.pdfspool`).
+way by setting `suffix`, `scheme` and `format` (`printers.pdfspool`). The directory must
+exist (`ERR_PRINTER_NO_DIR`) unless the spool was made with `create=True` (`?create=1`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ class FilePrinter(PrinterTransport):
     suffix = ".zpl"
     scheme = "file"
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], create: bool = False) -> None:
         self.directory = Path(directory).absolute()
+        self.create = create  # make the folder when missing; else ERR_PRINTER_NO_DIR
         # as_uri() quotes the path properly; only the scheme differs between spools.
         self.url = self.scheme + self.directory.as_uri()[len("file") :]
+        if create:
+            self.url += "?create=1"
         self._lock = threading.Lock()
 
     def check_data(self, data: bytes) -> None:
@@ -93,7 +97,10 @@ class FilePrinter(PrinterTransport):
         """Do nothing: a spool directory holds no connection."""
 
     def _ensure_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.create:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        elif not self.directory.exists():
+            raise no_directory(self.directory, self.url)
 
     def _write_temporary(self, data: bytes) -> Path:
         """Write `data` durably to a new hidden file in the directory and return its path."""
@@ -134,6 +141,15 @@ class FilePrinter(PrinterTransport):
             f"Failed {doing} in {self.directory} ({exc.strerror or exc}): check that the "
             "directory exists, is writable and has free space.",
         )
+
+
+def no_directory(directory: Path, url: str) -> PrinterError:
+    """Return the error for a spool folder that does not exist."""
+    return PrinterError(
+        E.ERR_PRINTER_NO_DIR,
+        f"The folder {directory} of printer {url} does not exist: create it, correct the "
+        "path, or add ?create=1 to the URL to have it made.",
+    )
 
 
 def _quietly(action: Callable[..., object], *args: object) -> None:

@@ -3,7 +3,8 @@
 Forms:
 
 - `tcp://HOST[:PORT]`: a network ZPL printer on raw TCP (port 9100 by default);
-- `file:///DIR` and `pdf:///DIR`: spool directories of ZPL or PDF files;
+- `file:///DIR` and `pdf:///DIR`: spool directories of ZPL or PDF files; the folder must
+  exist (`ERR_PRINTER_NO_DIR`) unless the URL ends in `?create=1`;
 - a serial ZPL printer: a device path (`/dev/ttyUSB0`, `/dev/serial/by-id/usb-Zebra...`,
   `COM3`) or a pyserial URL (`socket://HOST:PORT`, `rfc2217://HOST:PORT`, `loop://`,
   `spy:///dev/...`, `alt:///dev/...?class=...`, `hwgrep://REGEXP[&n=N][&skip_busy]`), with
@@ -30,15 +31,16 @@ from urllib.request import url2pathname
 from printers import errors as E
 from printers.base import PrinterTransport
 from printers.errors import PrinterError
-from printers.filespool import FilePrinter
+from printers.filespool import FilePrinter, no_directory
 from printers.pdfspool import PdfPrinter
 from printers.serialport import SerialPrinter, SerialSettings
 from printers.tcp import DEFAULT_PORT, TcpPrinter, tcp_url
 
 MAX_URL = 512
 SUPPORTED_FORMS = (
-    "tcp://HOST[:PORT], file:///DIR, pdf:///DIR, or a serial port (/dev/..., COMn, or a "
-    "pyserial URL socket:// rfc2217:// loop:// spy:// alt:// hwgrep://) with options like "
+    "tcp://HOST[:PORT], file:///DIR, pdf:///DIR (?create=1 makes the folder), or a serial "
+    "port (/dev/..., COMn, or a pyserial URL socket:// rfc2217:// loop:// spy:// alt:// "
+    "hwgrep://) with options like "
     "?baud=9600&parity=N"
 )
 TIMEOUT_NAMES = frozenset({"connect_timeout", "status_timeout", "write_timeout"})
@@ -81,10 +83,12 @@ class PrinterUrl:
     device: str = ""
     settings: SerialSettings | None = None
     passthrough: tuple[str, ...] = ()
+    create: bool = False  # a spool directory: make it when missing (`?create=1`)
 
     def __str__(self) -> str:
         if self.directory is not None:
-            return self.scheme + self.directory.as_uri()[len("file") :]
+            query = "?create=1" if self.create else ""
+            return self.scheme + self.directory.as_uri()[len("file") :] + query
         if self.settings is None:
             return tcp_url(self.host, self.port)
         base, hwgrep_options = self.device, ""
@@ -181,15 +185,18 @@ def _parse_directory(url: str, scheme: str, rest: str) -> PrinterUrl:
         rest = rest[len("localhost") :]
     if not rest.startswith("/"):
         raise _refuse(url, f"a {scheme} URL names a local absolute directory: {scheme}:///DIR")
-    if "?" in rest or "#" in rest:
-        raise _refuse(url, f"a {scheme} URL has no query or fragment")
+    rest, question, query = rest.partition("?")
+    if question and query != "create=1":
+        raise _refuse(url, f"a {scheme} URL takes no query but ?create=1")
+    if "#" in rest:
+        raise _refuse(url, f"a {scheme} URL has no fragment")
     path = url2pathname(rest)
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
         raise _refuse(url, "control characters in the path")
     directory = Path(path)
     if not directory.is_absolute():
         raise _refuse(url, "the directory must be an absolute path")
-    return PrinterUrl(scheme, directory=directory)
+    return PrinterUrl(scheme, directory=directory, create=bool(question))
 
 
 def _serial_options(url: str, scheme: str, query: str) -> tuple[SerialSettings, tuple[str, ...]]:
@@ -322,6 +329,16 @@ def parse_printer_url(url: str) -> PrinterUrl:
     raise _refuse(text, f"unsupported scheme {scheme[:20]!r}")
 
 
+def check_spool_directory(url: str) -> None:
+    """Refuse a spool URL whose folder is missing unless it says `?create=1` (ERR_PRINTER_NO_DIR).
+
+    Other printers are not touched: whether they answer is the status check's business.
+    """
+    parsed = parse_printer_url(url)
+    if parsed.directory is not None and not parsed.create and not parsed.directory.is_dir():
+        raise no_directory(parsed.directory, str(parsed))
+
+
 def describe_url(url: str) -> str:
     """Return `url` in its normal form (lower-case scheme and host, explicit port) for display."""
     return str(parse_printer_url(url))
@@ -334,11 +351,8 @@ def open_printer(url: str, **timeouts: float) -> PrinterTransport:
         raise TypeError(f"unknown printer timeout(s): {', '.join(sorted(unknown))}")
     parsed = parse_printer_url(url)
     if parsed.directory is not None:
-        return (
-            PdfPrinter(parsed.directory)
-            if parsed.scheme == "pdf"
-            else FilePrinter(parsed.directory)
-        )
+        spool = PdfPrinter if parsed.scheme == "pdf" else FilePrinter
+        return spool(parsed.directory, create=parsed.create)
     if parsed.settings is not None:
         return SerialPrinter(parsed.device, parsed.settings, url=str(parsed), **timeouts)
     return TcpPrinter(parsed.host, parsed.port, **timeouts)

@@ -46,9 +46,14 @@ def assert_page_headers(resp: Any, what: str) -> None:
     # Whatever the page carries inline is allowed by this answer's nonce, and nothing else.
     nonce = next((s for s in csp.get("style-src", []) if s.startswith("'nonce-")), None)
     body = resp.get_data(as_text=True)
-    for tag in re.findall(r"<(?:style|script)\b[^>]*>", body):
+    for tag in re.findall(r"<style\b[^>]*>", body):
         assert nonce is not None and f'nonce="{nonce[7:-1]}"' in tag, (what, tag)
-    assert "<script" not in body and " style=" not in body, what
+    # Scripts only as files from central itself: no inline script, no handler attributes.
+    assert csp.get("script-src", ["'self'"]) == ["'self'"], (what, csp)
+    for tag in re.findall(r"<script\b[^>]*>", body):
+        assert re.search(r'\bsrc="/static/[\w.-]+\.js"', tag), (what, tag)
+    assert not re.search(r"<script\b[^>]*>[^<]", body), what
+    assert not re.search(r"\son\w+=", body) and " style=" not in body, what
 
 
 def test_every_html_answer_carries_the_security_headers(client):

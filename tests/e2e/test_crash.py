@@ -65,7 +65,7 @@ def test_sigkill_while_issuing_printing_and_syncing(central, db_url, tmp_path):
             "100000",
         ]
         if round_no % 3 == 0:
-            args += ["--print", "--printer", f"file://{spool}"]
+            args += ["--print", "--printer", f"file://{spool}?create=1"]
         code, out = kill_after_lines(args, rng.randint(20, 150), rng.uniform(0.0, 0.3))
         codes.append(code)
         printed_to_stdout += [r["serial"] for r in json_lines(out)]

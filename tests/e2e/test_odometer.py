@@ -155,7 +155,9 @@ def test_the_operator_page_shows_the_hold(central, tmp_path):
                     alert = page.locator("#odometer-alert")
                     alert.wait_for(state="visible", timeout=10_000)
                     assert "printed 4 label(s) this line has no record of" in alert.inner_text()
-                    assert page.inner_text("#printer-state") == "odometer_mismatch"
+                    assert page.inner_text("#printer-state") == "Printing held"
+                    state = page.get_attribute("#printer-state", "data-state")
+                    assert state == "odometer_mismatch"
                     assert "confirm-odometer" in page.inner_text("#printer-message")
                     assert "hold" in (page.get_attribute("#printer", "class") or "")
                     shot = tmp_path / "operator-odometer-hold.png"

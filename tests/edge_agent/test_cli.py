@@ -29,7 +29,7 @@ def test_issue_sync_status_through_the_cli(agents, tmp_path):
         "5",
         "--print",
         "--printer",
-        f"file://{tmp_path / 'labels'}",
+        f"file://{tmp_path / 'labels'}?create=1",
     )
     assert result.exit_code == 0, result.output
     rows = json_lines(result.stdout)

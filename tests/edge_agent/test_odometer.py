@@ -420,7 +420,7 @@ def test_spellings_of_one_printer_share_one_record(line, printer):
 
 def test_a_spool_directory_has_no_odometer(line, tmp_path):
     agent, queue = line
-    url = f"file://{tmp_path / 'labels'}"
+    url = f"file://{tmp_path / 'labels'}?create=1"
     issue(agent, url, 2)
     assert len(queue.run(url).sent) == 2
     assert odometer.record(agent, url).state == "spool"

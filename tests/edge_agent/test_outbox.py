@@ -145,7 +145,7 @@ def test_unreachable_central_backs_off_with_jitter_and_a_cap(agents):
 
 def test_printed_events_follow_issued_through_the_queue(agents, tenant, tmp_path):
     agent = agents.enroll()
-    url = f"file://{tmp_path / 'spool'}"
+    url = f"file://{tmp_path / 'spool'}?create=1"
     issued = Issuer(agent).issue("WO-OEM-1", printer_url=url)
     queue = PrintQueue(agent)
     try:

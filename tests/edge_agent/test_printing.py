@@ -183,7 +183,7 @@ def test_confirming_a_held_job_records_it_printed(line, printer):
 
 def test_file_spool_printer(line, tmp_path):
     agent, queue = line
-    url = f"file://{tmp_path / 'labels'}"
+    url = f"file://{tmp_path / 'labels'}?create=1"
     issued = issue(agent, url, 3)
     assert len(queue.run(url).sent) == 3
     files = sorted(p.name for p in (tmp_path / "labels").iterdir())

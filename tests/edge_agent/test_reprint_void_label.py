@@ -154,7 +154,7 @@ def test_preview_of_the_next_label(agents, tmp_path):
 def test_pdf_and_serial_printers_through_the_queue(agents, printer, tmp_path):
     agent = agents.enroll()
     issuer = Issuer(agent)
-    pdf_url = f"pdf://{tmp_path / 'pdf'}"
+    pdf_url = f"pdf://{tmp_path / 'pdf'}?create=1"
     serial_url = f"socket://127.0.0.1:{printer.address[1]}"  # a serial line to the printer
     a = issuer.issue("WO-HAT-1", printer_url=pdf_url)
     b = issuer.issue("WO-HAT-1", printer_url=serial_url)

@@ -73,7 +73,7 @@ def test_central_sigkilled_mid_ingest_loses_and_doubles_nothing(
     agents = [make_agent(sync_batch=20), make_agent(sync_batch=20)]
     # Outboxes large enough for many batches, written while the services are not running:
     # 400 issued events each, and 200 printed events for the first agent's labels.
-    agents[0].issue(200, "WO-HAT-1", "--print", "--printer", f"file://{spool}")
+    agents[0].issue(200, "WO-HAT-1", "--print", "--printer", f"file://{spool}?create=1")
     agents[0].issue(200, "WO-OEM-1")
     agents[1].issue(400, "WO-OEM-1")
     evidence.printed = serials_in_spool(spool)

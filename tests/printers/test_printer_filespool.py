@@ -53,11 +53,23 @@ def test_concurrent_writers_of_one_job_never_overwrite_each_other(tmp_path: Path
     assert contents == sorted(b"copy %d" % copy for copy in range(writers))
 
 
-def test_the_directory_is_created_when_missing(tmp_path: Path) -> None:
-    printer = FilePrinter(tmp_path / "spool" / "line3")
+def test_the_directory_is_created_when_missing_if_asked(tmp_path: Path) -> None:
+    printer = FilePrinter(tmp_path / "spool" / "line3", create=True)
+    assert printer.url.endswith("/spool/line3?create=1")
     assert printer.query_status() == PrinterStatus()
     printer.send(ZPL, "job")
     assert names(tmp_path / "spool" / "line3") == ["job.zpl"]
+
+
+def test_a_missing_directory_is_refused_and_not_created(tmp_path: Path) -> None:
+    printer = FilePrinter(tmp_path / "typo" / "line3")
+    for attempt in (printer.query_status, lambda: printer.send(ZPL, "job")):
+        with pytest.raises(PrinterError) as caught:
+            attempt()
+        assert caught.value.code == E.ERR_PRINTER_NO_DIR
+        assert str(tmp_path / "typo" / "line3") in caught.value.message
+        assert "?create=1" in caught.value.message
+    assert not (tmp_path / "typo").exists()
 
 
 def test_url_is_the_file_uri_of_the_directory(tmp_path: Path) -> None:
@@ -96,7 +108,7 @@ def test_the_longest_allowed_job_name_works(tmp_path: Path) -> None:
 def test_a_directory_that_cannot_be_used_is_an_io_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_bytes(b"")
-    printer = FilePrinter(blocker / "spool")
+    printer = FilePrinter(blocker / "spool", create=True)
     for attempt in (printer.query_status, lambda: printer.send(ZPL, "job")):
         with pytest.raises(PrinterError) as caught:
             attempt()

@@ -15,7 +15,7 @@ from printers.filespool import FilePrinter
 from printers.pdfspool import PdfPrinter
 from printers.serialport import SerialPrinter, SerialSettings
 from printers.tcp import TcpPrinter
-from printers.urls import describe_url, open_printer, parse_printer_url
+from printers.urls import check_spool_directory, describe_url, open_printer, parse_printer_url
 
 
 @pytest.mark.parametrize(
@@ -333,3 +333,35 @@ def test_serial_options_are_ours_or_known_to_pyserial() -> None:
     assert parsed.settings == SerialSettings(baudrate=300, xonxoff=True)
     assert parsed.passthrough == ("logging=debug",)
     assert parsed.device == "socket://p:1?logging=debug"
+
+
+@pytest.mark.parametrize("scheme", ["file", "pdf"])
+def test_a_spool_url_asks_for_its_folder_with_create_1(scheme: str, tmp_path: Path) -> None:
+    missing = tmp_path / "labels"
+    url = f"{scheme}://{missing}?create=1"
+    parsed = parse_printer_url(url)
+    assert parsed.create and str(parsed) == url and describe_url(url) == url
+    check_spool_directory(url)  # allowed: it will be made
+    with open_printer(url) as printer:
+        assert printer.url == url
+        printer.query_status()
+    assert missing.is_dir()
+
+
+@pytest.mark.parametrize("scheme", ["file", "pdf"])
+def test_a_spool_url_without_create_needs_an_existing_folder(scheme: str, tmp_path: Path) -> None:
+    url = f"{scheme}://{tmp_path / 'nonexistent' / 'dir'}"
+    with pytest.raises(PrinterError) as caught:
+        check_spool_directory(url)
+    assert caught.value.code == E.ERR_PRINTER_NO_DIR
+    assert "?create=1" in caught.value.message
+    assert not (tmp_path / "nonexistent").exists()
+    (tmp_path / "nonexistent" / "dir").mkdir(parents=True)
+    check_spool_directory(url)
+
+
+@pytest.mark.parametrize("query", ["?create=0", "?create", "?create=1&x=2", "?mode=1"])
+def test_a_spool_url_takes_no_other_query(query: str) -> None:
+    with pytest.raises(PrinterError) as caught:
+        parse_printer_url(f"file:///tmp/spool{query}")
+    assert caught.value.code == E.ERR_PRINTER_URL
