@@ -276,6 +276,8 @@ SCHEMAS: dict[str, Schema] = {
             "message": _S,
             "reason": _S,
             "gs1": _S,
+            "manufacturer": _S,
+            "warning": _obj(["code", "message"], {"code": _S, "message": _S}),
             "details": _ANY_OBJ,
         },
     ),
