@@ -17,7 +17,17 @@ from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from central import api_admin, api_edge, api_jobs, api_ops, api_public, api_review, web_errors
+from central import (
+    api_admin,
+    api_edge,
+    api_jobs,
+    api_ops,
+    api_public,
+    api_requests,
+    api_review,
+    openapi,
+    web_errors,
+)
 from central.admin import ensure_active_key
 from central.config import CentralConfig, load_config
 from central.db import PRIVATE_DIR, Store, make_private
@@ -63,12 +73,14 @@ def create_app(
         headers_enabled=True,
         key_prefix="lineledger",
     )
+    app.before_request(api_requests.refuse_nul_in_address)
     app.register_blueprint(api_ops.bp)
     app.register_blueprint(api_edge.bp)
     app.register_blueprint(api_public.bp)
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_jobs.bp)
     app.register_blueprint(api_review.bp)
+    app.register_blueprint(openapi.bp)
     # One budget per client address for the API and the page together.
     # The limits depend on configuration, so the views are wrapped here, not where defined.
     # CORS preflights (OPTIONS) cost nothing: a browser sends one before a cross-site GET.

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, g, request
 from central import agents, reports, review
 from central import tables as T
 from central.admin import admin_token_name, label_templates, tenant_by_org
+from central.api_requests import json_object, whole_number
 from central.auth import bearer_token
 from central.errors import (
     ERR_INVALID,
@@ -24,12 +25,12 @@ from central.errors import (
     NotFound,
     Unauthorized,
 )
+from central.ingest import CLONE_SIGNAL
 from central.runtime import runtime
 from central.timeutil import utcnow, zone
 from central.verify import verify_code
 from printers import LabelTemplate, PrinterError, UnitLabel
 from printers.render import render_label
-from protocol import schema
 from protocol.gs1 import digital_link, sgtin_fields
 from protocol.keys import derive_lease_key
 from protocol.serials import MAX_SEQ, Scope, render
@@ -60,10 +61,7 @@ def actor() -> str:
 
 def json_body() -> dict[str, Any]:
     """Return the request's JSON object (the admin API takes small bodies only)."""
-    body = schema.loads(request.get_data(cache=False), 64 * 1024)
-    if not isinstance(body, dict):
-        raise CentralError(ERR_INVALID, "send a JSON object")
-    return body
+    return json_object(64 * 1024)
 
 
 @bp.get("/label-preview")
@@ -113,7 +111,15 @@ def label_preview() -> Response:
 def serial(code: str) -> dict[str, Any]:
     """Return everything about a serial (the internal verify view)."""
     rt = runtime()
-    return verify_code(rt.store, rt.keyring, code[:200], internal=True).to_dict()
+    found = verify_code(rt.store, rt.keyring, code[:200], internal=True)
+    with rt.store.read() as conn:
+        clones = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(T.events)
+            .where(T.events.c.serial == found.serial, T.events.c.code == CLONE_SIGNAL)
+        ).scalar_one()
+    # scans of this serial by another line than its own (a copied label)
+    return {**found.to_dict(), "clone_signals": clones}
 
 
 @bp.post("/agents/<agent_id>/revoke")
@@ -134,9 +140,10 @@ def agent_reinstate(agent_id: str) -> dict[str, Any]:
 
 
 def _entry_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    entry_id = whole_number(text)
+    if entry_id is None:
         raise NotFound(ERR_QUARANTINE_UNKNOWN, f"no quarantine entry {text[:20]!r}")
-    return int(text)
+    return entry_id
 
 
 @bp.post("/quarantine/<entry>/release")

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g, request
 
 from central import tables as T
 from central.admin import enroll_agent, flags, label_templates
+from central.api_requests import json_body
 from central.auth import bearer_token, hash_secret
 from central.errors import (
     ERR_AGENT_REVOKED,
@@ -26,7 +27,6 @@ from central.leases import AgentRef, allowed_serials, grant_lease, return_lease
 from central.reconcile import reconcile
 from central.runtime import runtime
 from central.timeutil import as_utc, utcnow
-from protocol import schema
 from protocol.events import decode_batch
 from protocol.messages import (
     AgentConfig,
@@ -47,7 +47,7 @@ _LEASE_ID = re.compile(
 
 
 def _body() -> Any:
-    return schema.loads(request.get_data(cache=False), runtime().config.max_body_bytes)
+    return json_body(runtime().config.max_body_bytes)
 
 
 def _agent() -> AgentRef:

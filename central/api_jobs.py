@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from central import api_admin
+from central.api_requests import whole_number
 from central.errors import ERR_INVALID, CentralError
 from central.jobs import catalog
 from central.jobs.runs import job_status, list_runs, scheduler_status
@@ -49,9 +50,10 @@ def runs() -> dict[str, Any]:
     """Return recorded runs, newest first (`job` filters, `limit` 1..1000, default 50)."""
     name = request.args.get("job") or None
     text = request.args.get("limit", "50")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_RUNS:
+    limit = whole_number(text)
+    if limit is None or not 1 <= limit <= MAX_RUNS:
         raise CentralError(ERR_INVALID, f"limit must be 1..{MAX_RUNS}")
     job = catalog.find_job(name[:64]).name if name else None
     with runtime().store.read() as conn:
-        found = list_runs(conn, job, int(text))
+        found = list_runs(conn, job, limit)
     return {"ok": True, "runs": [run.to_dict() for run in found]}

@@ -15,6 +15,7 @@ from flask import Blueprint, request
 from central import api_admin
 from central import quarantine as Q
 from central import recall as R
+from central.api_requests import whole_number
 from central.errors import ERR_INVALID, ERR_QUARANTINE_UNKNOWN, CentralError, NotFound
 from central.runtime import runtime
 from central.timeutil import utcnow
@@ -27,9 +28,10 @@ def _int_arg(name: str, default: int | None) -> int | None:
     text = request.args.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or len(text) > 12:
+    value = whole_number(text)
+    if value is None:
         raise CentralError(ERR_INVALID, f"{name} must be a whole number")
-    return int(text)
+    return value
 
 
 @bp.get("/quarantine")
@@ -52,10 +54,11 @@ def quarantine_list() -> dict[str, Any]:
 @bp.get("/quarantine/<entry>")
 def quarantine_show(entry: str) -> dict[str, Any]:
     """Return one entry with its held event, its serial's registry row and other entries."""
-    if not entry.isdigit() or len(entry) > 12:
+    entry_id = whole_number(entry)
+    if entry_id is None:
         raise NotFound(ERR_QUARANTINE_UNKNOWN, f"no quarantine entry {entry[:20]!r}")
     with runtime().store.read() as conn:
-        return Q.show_entry(conn, int(entry))
+        return Q.show_entry(conn, entry_id)
 
 
 @bp.post("/recalls")

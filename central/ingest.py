@@ -7,6 +7,24 @@ and the outcome is written back with one executemany per table.
 
 The same judge replays events a supervisor released from quarantine, with the check that
 held them waived (a closed lease, a clock out of tolerance, the hold itself).
+
+Before any other rule, an event a hostile or broken client made up is `rejected` (answered,
+never stored):
+- `occurred_at` before 2020-01-01T00:00Z (`EARLIEST_EVENT`) or more than one day after
+  central's now (`MAX_EVENT_AHEAD`): `ERR_EVENT_TIME_RANGE`. Within a day ahead, the clock
+  rules below still hold an `issued` event beyond the clock tolerance for review;
+- a `work_order` the agent's tenant does not have: `ERR_WORK_ORDER_UNKNOWN`; one of another
+  product (its product's category or its production type differ from the serial's scope):
+  `ERR_WORK_ORDER_PRODUCT`;
+- a `data` value holding a C0 or C1 control character (ESC, CR, LF, TAB, ...), DEL, or a
+  Unicode bidi embedding, override or isolate (U+202A-U+202E, U+2066-U+2069):
+  `ERR_CONTROL_CHARACTER` (see `protocol.schema.unsafe_character`).
+
+A `scanned` event from another line of the same tenant, of a serial leased to another agent
+and carrying its valid authenticity code, is a clone signal: the same label was seen on two
+lines. It is stored and answered `accepted` with code `CLONE_SIGNAL` (counted in
+`serial_clone_signals_total`), and changes neither the serial's state nor its verdict; any
+other event type from a foreign line is quarantined and holds the serial, as before.
 """
 
 from __future__ import annotations
@@ -27,16 +45,19 @@ from central.errors import (
     ERR_AGENT_REVOKED,
     ERR_CLOCK_SKEW,
     ERR_DUPLICATE_SERIAL,
+    ERR_EVENT_TIME_RANGE,
     ERR_LEASE_EXPIRED,
     ERR_LEASE_RETURNED,
     ERR_OUTSIDE_LEASE,
     ERR_SERIAL_RETIRED,
+    ERR_WORK_ORDER_PRODUCT,
+    ERR_WORK_ORDER_UNKNOWN,
 )
 from central.keyring import Keyring
 from central.leases import AgentRef, raise_mark
 from central.timeutil import as_utc
 from protocol import lifecycle as L
-from protocol.errors import ERR_SERIAL_MAC, ProtocolError
+from protocol.errors import ERR_CONTROL_CHARACTER, ERR_SERIAL_MAC, ProtocolError
 from protocol.events import (
     ACCEPTED,
     DUPLICATE,
@@ -47,8 +68,13 @@ from protocol.events import (
     Event,
     EventResult,
 )
+from protocol.schema import unsafe_character
 from protocol.serials import StandardSerial, parse
 from protocol.timefmt import parse_ts
+
+EARLIEST_EVENT = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # no LineLedger label is older
+MAX_EVENT_AHEAD = dt.timedelta(days=1)  # beyond any clock the edge's guard lets issue
+CLONE_SIGNAL = "CLONE_SIGNAL"  # result code: another line scanned this line's serial
 
 ERR_AWAITING_ISSUE = "ERR_AWAITING_ISSUE"
 RELEASED = "released"  # event outcome: applied after a supervisor's review
@@ -86,6 +112,8 @@ class _View:
     states: dict[str, str]
     quarantined: set[str]
     recalled_orders: set[str] = field(default_factory=set)
+    # the tenant's work orders the batch names: number -> (production type, product category)
+    orders: dict[str, tuple[str, str]] = field(default_factory=dict)
     keys: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -149,17 +177,18 @@ def _read_view(
         }
     )
     recalled: set[str] = set()
+    known: dict[str, tuple[str, str]] = {}
+    wo = T.work_orders.c
     for chunk in _chunks(orders):
-        recalled.update(
-            conn.execute(
-                sa.select(T.work_orders.c.number).where(
-                    T.work_orders.c.tenant_id == agent.tenant_id,
-                    T.work_orders.c.number.in_(chunk),
-                    T.work_orders.c.recalled_at.is_not(None),
-                )
-            ).scalars()
-        )
-    return _View(seen, leases, states, quarantined, recalled)
+        for row in conn.execute(
+            sa.select(wo.number, wo.production_type, wo.recalled_at, T.products.c.category)
+            .join(T.products, T.products.c.id == wo.product_id)
+            .where(wo.tenant_id == agent.tenant_id, wo.number.in_(chunk))
+        ):
+            known[row.number] = (row.production_type, row.category)
+            if row.recalled_at is not None:
+                recalled.add(row.number)
+    return _View(seen, leases, states, quarantined, recalled, known)
 
 
 def _lease_for(view: _View, serial: StandardSerial) -> Row[Any] | None:
@@ -262,6 +291,28 @@ class _Judge:
             self.view.quarantined.add(serial)
         return EventResult(e.event_id, QUARANTINED, reason, message)
 
+    def _lease_key(self, lease: Row[Any]) -> bytes:
+        key = self.view.keys.get(lease.id)
+        if key is None:
+            key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
+        return key
+
+    def _foreign_scan(self, e: Event, serial: StandardSerial, lease: Row[Any]) -> EventResult:
+        """Record another line's scan of this serial as a clone signal; change no state.
+
+        A scan proves only that a label was seen, so it may not hold a serial: otherwise any
+        line of the tenant could turn a genuine product's verdict into `under_review`.
+        """
+        text = serial.text
+        if not serial.mac_valid(self._lease_key(lease)):
+            message = "the authenticity code does not match the lease"
+            details = {"lease_id": lease.id, "lease_holder": lease.agent_id}
+            return self._quarantine(e, text, ERR_SERIAL_MAC, message, details, False, lease.id)
+        outcome = RELEASED if self.replay else ACCEPTED
+        self._event_row(e, text, outcome, CLONE_SIGNAL, lease.id)
+        message = "another line's serial: recorded as a clone signal; its state is unchanged"
+        return EventResult(e.event_id, ACCEPTED, CLONE_SIGNAL, message)
+
     def _clock_flags(self, e: Event, lease: Row[Any]) -> list[str]:
         occurred = parse_ts(e.occurred_at)
         flags = []
@@ -272,31 +323,65 @@ class _Judge:
             flags.append("before_lease")
         return flags
 
+    def _refusal(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult | None:
+        """Return a `rejected` result for an event no line could have recorded, else None."""
+        occurred = parse_ts(e.occurred_at)
+        if occurred < EARLIEST_EVENT or occurred > self.now + MAX_EVENT_AHEAD:
+            message = (
+                f"occurred_at {e.occurred_at} lies outside what central takes: from "
+                f"{EARLIEST_EVENT:%Y-%m-%d} to one day after central's time; check the line "
+                "PC's clock"
+            )
+            return EventResult(e.event_id, REJECTED, ERR_EVENT_TIME_RANGE, message)
+        for key, value in e.data.items():
+            found = unsafe_character(value) if isinstance(value, str) else None
+            if found is not None:
+                message = f"data.{key} holds the control character {found}"
+                return EventResult(e.event_id, REJECTED, ERR_CONTROL_CHARACTER, message)
+        if e.work_order is not None:
+            order = self.view.orders.get(e.work_order)
+            if order is None:
+                message = f"{self.agent.org} has no work order {e.work_order!r}"
+                return EventResult(e.event_id, REJECTED, ERR_WORK_ORDER_UNKNOWN, message)
+            if isinstance(serial, StandardSerial) and order != (
+                serial.scope.ptype,
+                serial.scope.category,
+            ):
+                message = (
+                    f"work order {e.work_order} makes {order[0]} {order[1]} products, "
+                    f"not {serial.scope.ptype} {serial.scope.category}"
+                )
+                return EventResult(e.event_id, REJECTED, ERR_WORK_ORDER_PRODUCT, message)
+        return None
+
     def judge(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult:
         """Return the result of one event and note what it writes."""
         if e.event_id in self.view.seen:
             return EventResult(e.event_id, DUPLICATE)
+        refused = self._refusal(e, serial)
+        if refused is not None:
+            return refused
         if isinstance(serial, ProtocolError):
             details = {"event_type": e.type}
             return self._quarantine(e, e.serial, serial.code, serial.message, details, False)
         text = serial.text
         lease = _lease_for(self.view, serial) if serial.scope.org == self.agent.org else None
         lease_id = lease.id if lease is not None else None
+        if e.type == L.SCANNED and lease is not None and lease.agent_id != self.agent.id:
+            return self._foreign_scan(e, serial, lease)
         if text in self.view.quarantined and WAIVE_HOLD not in self.waive:
             held = "this serial is held for review"
             return self._quarantine(e, text, ERR_SERIAL_QUARANTINED, held, {}, True, lease_id)
         if lease is None or lease.agent_id != self.agent.id:
-            # Another line of the same tenant reporting a leased serial is a clone signal and
-            # holds the serial; a number never leased, or another tenant's serial, does not.
+            # Another line of the same tenant reporting a leased serial (other than scanning
+            # it, above) holds the serial; a number never leased, or another tenant's serial,
+            # does not.
             holder = {"lease_holder": None if lease is None else lease.agent_id}
             message = "no lease of this agent holds this serial"
             return self._quarantine(
                 e, text, ERR_OUTSIDE_LEASE, message, holder, lease is not None, lease_id
             )
-        key = self.view.keys.get(lease.id)
-        if key is None:
-            key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
-        if not serial.mac_valid(key):
+        if not serial.mac_valid(self._lease_key(lease)):
             message = "the authenticity code does not match the lease"
             details = {"lease_id": lease.id}
             return self._quarantine(e, text, ERR_SERIAL_MAC, message, details, False, lease.id)

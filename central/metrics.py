@@ -193,6 +193,11 @@ class Metrics:
         self.invalid_format = Counter(
             "error_invalid_format", "Events whose serial failed the format", registry=r
         )
+        self.clone_signals = Counter(
+            "serial_clone_signals",
+            "Scans of a serial by another line than the one it was leased to",
+            registry=r,
+        )
         self.http_errors = Counter("http_errors", "Error answers by code", ["code"], registry=r)
         r.register(_StoreGauges(store))
         r.register(_JobGauges(store))
@@ -203,7 +208,9 @@ class Metrics:
         for (etype, result), n in counts.items():
             self.events.labels(etype, result).inc(n)
         for code in codes:
-            if code == "ERR_CONTEXT_MISMATCH":
+            if code == "CLONE_SIGNAL":
+                self.clone_signals.inc()
+            elif code == "ERR_CONTEXT_MISMATCH":
                 self.context_mismatch.inc()
             elif code == "ERR_DUPLICATE_SERIAL":
                 self.duplicate.inc()

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from protocol.errors import ERR_JSON, ERR_SCHEMA, ERR_SCHEMA_VERSION, ERR_TOO_LARGE, ProtocolError
+from protocol.errors import (
+    ERR_JSON,
+    ERR_JSON_NONFINITE,
+    ERR_NUL_CHARACTER,
+    ERR_SCHEMA,
+    ERR_SCHEMA_VERSION,
+    ERR_TOO_LARGE,
+    ProtocolError,
+)
 
 SCHEMA_VERSION = 1
 MAX_STRING = 256
@@ -14,14 +24,70 @@ MAX_DATA_KEYS = 32
 MAX_KEY = 64
 
 
+# Characters a terminal, log viewer or admin page may act on instead of showing: the C0 and C1
+# controls (ESC, CR, LF, TAB, NUL ...), DEL, and the Unicode bidi embeddings, overrides and
+# isolates that make text read differently from how it is stored ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _nonfinite(name: str) -> Any:
+    raise ProtocolError(
+        ERR_JSON_NONFINITE, f"{name} is not a JSON number; send finite numbers only"
+    )
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: a literal too large for a double
+        raise ProtocolError(ERR_JSON_NONFINITE, f"{text[:32]} is too large; send finite numbers")
+    return value
+
+
+def _refuse_nul(value: Any) -> None:
+    """Raise if any string (key or value) of a decoded document holds NUL or a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ProtocolError(
+                    ERR_NUL_CHARACTER, "the body holds a NUL character (\\u0000); remove it"
+                )
+            if _SURROGATE.search(item):  # "\\ud800" alone: no UTF-8 text can hold it
+                raise ProtocolError(ERR_JSON, "the body holds a lone UTF-16 surrogate escape")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def loads(raw: bytes | str, max_bytes: int) -> Any:
-    """Decode JSON text, refusing anything larger than `max_bytes` or not UTF-8 JSON."""
+    """Decode JSON text, refusing anything larger than `max_bytes` or not UTF-8 JSON.
+
+    Python's decoder takes `NaN`, `Infinity` and `-Infinity`, which JSON does not have
+    (ERR_JSON_NONFINITE), and strings holding `\\u0000`, which PostgreSQL cannot store and
+    no label holds (ERR_NUL_CHARACTER).
+    """
     if len(raw) > max_bytes:
         raise ProtocolError(ERR_TOO_LARGE, f"the body is larger than {max_bytes} bytes")
     try:
-        return json.loads(raw)
+        value = json.loads(raw, parse_constant=_nonfinite, parse_float=_finite_float)
+    except ProtocolError:
+        raise
     except (ValueError, RecursionError):
         raise ProtocolError(ERR_JSON, "the body is not valid UTF-8 JSON") from None
+    _refuse_nul(value)
+    return value
+
+
+def unsafe_character(text: str) -> str | None:
+    """Return the first control or bidi-override character of `text` as `U+XXXX`, or None."""
+    found = _UNSAFE.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
 
 
 def obj(value: object, where: str = "body") -> Mapping[str, Any]:

@@ -44,7 +44,21 @@ def test_error_shape_everywhere(client, tenant):
             "ERR_UNAUTHORIZED",
         ),
         (client.post("/api/edge/v1/enroll", json={"code": "NOPE-NOPE"}), 401, "ERR_ENROLL_CODE"),
-        (client.post("/api/edge/v1/enroll", data=b"\xff\xfe"), 400, "ERR_JSON"),
+        (
+            client.post("/api/edge/v1/enroll", data=b"\xff\xfe", content_type="application/json"),
+            400,
+            "ERR_JSON",
+        ),
+        (
+            client.post("/api/edge/v1/enroll", data=b"{}", content_type="text/plain"),
+            415,
+            "ERR_UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            client.post("/api/edge/v1/enroll", data=b"[NaN]", content_type="application/json"),
+            400,
+            "ERR_JSON_NONFINITE",
+        ),
         (client.post("/api/edge/v1/enroll", json=[]), 400, "ERR_SCHEMA"),
         (lease(client, h, f"MA01-HAT-BAG-{today}", 0), 400, "ERR_SCHEMA"),
         (
@@ -62,7 +76,12 @@ def test_error_shape_everywhere(client, tenant):
             "ERR_LEASE_UNKNOWN",
         ),
         (
-            client.post("/api/edge/v1/events", headers=h, data=b"x" * (5 << 20)),
+            client.post(
+                "/api/edge/v1/events",
+                headers=h,
+                data=b"x" * (5 << 20),
+                content_type="application/json",
+            ),
             413,
             "ERR_TOO_LARGE",
         ),

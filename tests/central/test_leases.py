@@ -193,6 +193,9 @@ def test_hostile_lease_ids_in_the_path(client, tenant):
         resp = client.post(
             f"/api/edge/v1/leases/{lease_id}/return", headers=h, json={"high_water": 1}
         )
+        if "%00" in lease_id:  # no address may hold NUL (refused before any view runs)
+            assert (resp.status_code, resp.json["error"]["code"]) == (400, "ERR_NUL_CHARACTER")
+            continue
         assert resp.status_code == 404 and resp.json["error"]["code"] in (
             "ERR_LEASE_UNKNOWN",
             "ERR_NOT_FOUND",

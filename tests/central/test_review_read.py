@@ -175,14 +175,16 @@ def test_recall_a_serial_from_the_cli(app, client, tenant, run):
 def test_recall_a_work_order_recalls_later_arrivals_too(app, client, tenant, run):
     h = tenant.enroll()
     g = grant(client, h, scope(tenant), 10)
-    s1, s2, s3, other = (serial_of(g, i) for i in (1, 2, 3, 4))
+    oem = grant(client, h, scope(tenant, "OEM"), 10)  # another work order's serial
+    s1, s2, s3 = (serial_of(g, i) for i in (1, 2, 3))
+    other = serial_of(oem, 1)
     push(
         client,
         h,
         [
             event("issued", s1, g.lease_id, "WO-HAT-1"),
             event("issued", s2, g.lease_id, "WO-HAT-1"),
-            event("issued", other, g.lease_id, "WO-OEM-1"),
+            event("issued", other, oem.lease_id, "WO-OEM-1"),
             event("voided", s2),
         ],
     )
@@ -218,7 +220,7 @@ def test_recall_a_work_order_recalls_later_arrivals_too(app, client, tenant, run
 
 def test_recalls_in_the_admin_api(app, client, tenant, admin_headers):
     h = tenant.enroll()
-    g = grant(client, h, scope(tenant), 10)
+    g = grant(client, h, scope(tenant, "OEM"), 10)
     s = serial_of(g, 1)
     push(client, h, [event("issued", s, g.lease_id, "WO-OEM-1")])
     resp = client.post(
@@ -267,4 +269,4 @@ def test_recalls_in_the_admin_api(app, client, tenant, admin_headers):
         404,
         "ERR_WORK_ORDER_UNKNOWN",
     )
-    shape(client.post(url, headers=admin_headers, data=b"[]"), 400, "ERR_INVALID")
+    shape(client.post(url, headers=admin_headers, json=[]), 400, "ERR_INVALID")

@@ -1,0 +1,708 @@
+"""The OpenAPI 3.1 description of the edge, public and admin APIs, served at `/api/openapi.json`.
+
+Written by hand as a dict rather than generated: the views decode their bodies with the
+strict readers of `protocol` (dataclasses, not a schema library), so a generator would need
+every view annotated twice. A test checks that every JSON API route of the app is described
+here, validates the document with openapi-spec-validator, and fuzzes a live central with
+schemathesis against it (no 5xx, no status code or body outside the description).
+
+Public answers never forbid additional properties: the verify answer grows fields (such as
+`manufacturer` or `warning`) without breaking clients. Errors always have the one shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from protocol.events import MAX_BATCH, RESULT_STATUSES
+from protocol.lifecycle import EVENT_TYPES
+from protocol.serials import MAX_SEQ
+
+bp = Blueprint("openapi", __name__)
+
+Schema = dict[str, Any]
+
+_REASONS = {
+    400: "the request is malformed: bad JSON (`ERR_JSON`, `ERR_JSON_NONFINITE`, "
+    "`ERR_NUL_CHARACTER`), a field out of range (`ERR_SCHEMA`, `ERR_INVALID`, ...)",
+    401: "no valid bearer token (`ERR_UNAUTHORIZED`; `ERR_ENROLL_CODE` for enrollment)",
+    403: "the agent was revoked (`ERR_AGENT_REVOKED`) or access is forbidden (`ERR_FORBIDDEN`)",
+    404: "nothing at this address, or the thing named does not exist (`ERR_NOT_FOUND`, "
+    "`ERR_LEASE_UNKNOWN`, `ERR_QUARANTINE_UNKNOWN`, ...)",
+    409: "the request clashes with what is recorded (`ERR_LEASE_CAP`, `ERR_LEASE_RETURNED`, "
+    "`ERR_QUARANTINE_RESOLVED`, ...)",
+    413: "the request body is too large (`ERR_TOO_LARGE`, `ERR_BATCH_TOO_LARGE`)",
+    415: "the body is not `Content-Type: application/json` (`ERR_UNSUPPORTED_MEDIA_TYPE`)",
+    429: "too many requests from this address (`ERR_RATE_LIMITED`)",
+    503: "the registry database is unavailable (`ERR_DATABASE`); retry",
+}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], props: Schema, closed: bool = False) -> Schema:
+    out: Schema = {"type": "object", "required": required, "properties": props}
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+_S: Schema = {"type": "string"}
+_INT: Schema = {"type": "integer"}
+_BOOL: Schema = {"type": "boolean"}
+_TRUE: Schema = {"const": True}
+_TS: Schema = {"type": "string", "description": "UTC time, RFC 3339 with Z"}
+_NSTR: Schema = {"type": ["string", "null"]}
+_NINT: Schema = {"type": ["integer", "null"]}
+_ID: Schema = {
+    "type": "string",
+    "description": "a UUIDv7 in its canonical text form",
+    "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+}
+_V: Schema = {"type": "integer", "const": 1, "description": "schema version (absent: 1)"}
+_ANY_OBJ: Schema = {"type": "object"}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj(
+        ["ok", "error"],
+        {
+            "ok": {"const": False},
+            "error": _obj(
+                ["code", "message"],
+                {"code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}, "message": _S},
+                closed=True,
+            ),
+        },
+        closed=True,
+    ),
+    "EnrollRequest": _obj(
+        ["code"],
+        {
+            "v": _V,
+            "code": {"type": "string", "minLength": 1, "maxLength": 64},
+            "hostname": {"type": "string", "minLength": 1, "maxLength": 128},
+            "agent_version": {"type": "string", "minLength": 1, "maxLength": 32},
+        },
+    ),
+    "EnrollResponse": _obj(
+        ["ok", "agent_id", "token", "org", "line", "tenant_name"],
+        {"ok": _TRUE, "agent_id": _S, "token": _S, "org": _S, "line": _S, "tenant_name": _S},
+    ),
+    "Ping": _obj(["ok", "agent_id", "time"], {"ok": _TRUE, "agent_id": _S, "time": _TS}),
+    "LeaseRequest": _obj(
+        ["request_id", "scope", "size"],
+        {
+            "v": _V,
+            "request_id": _ID,
+            "scope": {"type": "string", "description": "ORG-TYPE-CAT-YYYYMMDD"},
+            "size": {"type": "integer", "minimum": 1, "maximum": MAX_SEQ},
+        },
+    ),
+    "LeaseGrant": _obj(
+        ["lease_id", "scope", "first", "last", "key", "key_version", "expires_at"],
+        {
+            "lease_id": _S,
+            "scope": _S,
+            "first": _INT,
+            "last": _INT,
+            "key": {"type": "string", "description": "the lease key, hex"},
+            "key_version": _INT,
+            "expires_at": _TS,
+        },
+    ),
+    "LeaseResponse": _obj(
+        ["ok", "request_id", "requested", "granted", "fulfilled", "leases"],
+        {
+            "ok": _TRUE,
+            "request_id": _S,
+            "requested": _INT,
+            "granted": _INT,
+            "fulfilled": _BOOL,
+            "leases": {"type": "array", "items": _ref("LeaseGrant")},
+        },
+    ),
+    "LeaseReturn": _obj(
+        ["high_water"],
+        {"v": _V, "high_water": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}},
+    ),
+    "LeaseReturned": _obj(
+        ["ok", "lease_id", "high_water", "voided"],
+        {"ok": _TRUE, "lease_id": _S, "high_water": _INT, "voided": _INT},
+    ),
+    "Event": _obj(
+        ["event_id", "type", "serial", "occurred_at"],
+        {
+            "v": _V,
+            "event_id": _ID,
+            "type": {"enum": list(EVENT_TYPES)},
+            "serial": {"type": "string", "minLength": 1, "maxLength": 64},
+            "occurred_at": _TS,
+            "lease_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "work_order": {"type": "string", "minLength": 1, "maxLength": 64},
+            "data": {
+                "type": "object",
+                "maxProperties": 32,
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                "description": "flat facts; strings hold no control or bidi-override characters",
+            },
+        },
+    ),
+    "EventBatch": _obj(
+        ["events"],
+        {"v": _V, "events": {"type": "array", "maxItems": MAX_BATCH, "items": _ref("Event")}},
+    ),
+    "EventResult": _obj(
+        ["event_id", "status"],
+        {
+            "event_id": _S,
+            "status": {"enum": list(RESULT_STATUSES)},
+            "code": {
+                "type": "string",
+                "description": "why (e.g. ERR_EVENT_TIME_RANGE, ERR_WORK_ORDER_UNKNOWN, "
+                "ERR_WORK_ORDER_PRODUCT, ERR_CONTROL_CHARACTER, CLONE_SIGNAL)",
+            },
+            "message": _S,
+        },
+    ),
+    "EventResults": _obj(
+        ["ok", "results"],
+        {"ok": _TRUE, "results": {"type": "array", "items": _ref("EventResult")}},
+    ),
+    "ReconcileRequest": _obj(
+        ["leases"],
+        {
+            "v": _V,
+            "mode": {"enum": ["full", "marks"]},
+            "leases": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": _obj(
+                    ["lease_id", "high_water"],
+                    {
+                        "lease_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "high_water": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                        "counts": _ANY_OBJ,
+                        "buckets": _ANY_OBJ,
+                        "links": _ANY_OBJ,
+                    },
+                ),
+            },
+            "outbox": _ANY_OBJ,
+            "clock_offset_ms": _INT,
+            "agent_version": _S,
+        },
+    ),
+    "ReconcileResponse": _obj(
+        ["ok", "time", "leases", "unreported"],
+        {
+            "ok": _TRUE,
+            "time": _TS,
+            "leases": {
+                "type": "array",
+                "items": _obj(
+                    ["lease_id", "status", "central_high_water"],
+                    {"lease_id": _S, "status": _S, "central_high_water": _INT},
+                ),
+            },
+            "unreported": {"type": "array", "items": _ANY_OBJ},
+        },
+    ),
+    "AgentConfig": _obj(
+        [
+            "ok",
+            "v",
+            "agent_id",
+            "org",
+            "line",
+            "tenant_name",
+            "timezone",
+            "verify_base_url",
+            "work_orders",
+            "flags",
+            "label_templates",
+        ],
+        {
+            "ok": _TRUE,
+            "v": _V,
+            "agent_id": _S,
+            "org": _S,
+            "line": _S,
+            "tenant_name": _S,
+            "timezone": _S,
+            "verify_base_url": _S,
+            "work_orders": {
+                "type": "array",
+                "items": _obj(
+                    ["number", "sku", "product_name", "category", "type", "quantity", "status"],
+                    {
+                        "number": _S,
+                        "sku": _S,
+                        "product_name": _S,
+                        "category": _S,
+                        "type": _S,
+                        "quantity": _INT,
+                        "status": _S,
+                        "gtin": _NSTR,
+                        "label_template": _S,
+                        "allowed": _INT,
+                        "consumed_elsewhere": _INT,
+                    },
+                ),
+            },
+            "flags": {"type": "object", "additionalProperties": _S},
+            "label_templates": {"type": "object", "additionalProperties": _ANY_OBJ},
+        },
+    ),
+    "Verification": _obj(
+        ["ok", "serial", "verdict", "message"],
+        {
+            "ok": _TRUE,
+            "serial": _S,
+            "verdict": {
+                "enum": [
+                    "genuine",
+                    "pending",
+                    "unknown",
+                    "malformed",
+                    "voided",
+                    "recalled",
+                    "under_review",
+                ]
+            },
+            "message": _S,
+            "reason": _S,
+            "gs1": _S,
+            "manufacturer": _S,
+            "warning": _obj(["code", "message"], {"code": _S, "message": _S}),
+            "details": _ANY_OBJ,
+        },
+    ),
+    "SerialView": {
+        "allOf": [
+            _ref("Verification"),
+            _obj(
+                ["clone_signals"],
+                {
+                    "clone_signals": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "scans of this serial by another line than its own",
+                    }
+                },
+            ),
+        ]
+    },
+    "Reason": _obj([], {"reason": {"type": ["string", "null"], "maxLength": 500}}),
+    "AgentRevoked": _obj(["ok", "agent_id"], {"ok": _TRUE, "agent_id": _S, "line": _S}),
+    "AgentReinstated": _obj(
+        ["ok", "agent_id", "status"], {"ok": _TRUE, "agent_id": _S, "status": {"const": "active"}}
+    ),
+    "Decision": _obj(
+        ["ok", "serial", "decision", "entries", "events_applied", "events_superseded", "state"],
+        {
+            "ok": _TRUE,
+            "serial": _S,
+            "decision": _S,
+            "entries": {"type": "array"},
+            "events_applied": _INT,
+            "events_superseded": _INT,
+            "state": _NSTR,
+        },
+    ),
+    "QuarantineList": _obj(
+        ["ok", "entries"], {"ok": _TRUE, "entries": {"type": "array", "items": _ANY_OBJ}}
+    ),
+    "RecallRequest": _obj(
+        [],
+        {
+            "serial": {"type": "string", "maxLength": 64},
+            "org": {"type": "string", "maxLength": 6},
+            "work_order": {"type": "string", "maxLength": 64},
+            "reason": {"type": "string", "maxLength": 500},
+        },
+    ),
+    "Jobs": _obj(
+        ["ok", "scheduler", "jobs"],
+        {"ok": _TRUE, "scheduler": _ANY_OBJ, "jobs": {"type": "array", "items": _ANY_OBJ}},
+    ),
+    "JobRuns": _obj(["ok", "runs"], {"ok": _TRUE, "runs": {"type": "array", "items": _ANY_OBJ}}),
+    "Health": _obj(["ok", "time", "database"], {"ok": _TRUE, "time": _TS, "database": _S}),
+}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _body(name: str) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _path_param(name: str, description: str, pattern: str | None = None) -> Schema:
+    schema: Schema = {"type": "string"}
+    if pattern:
+        schema["pattern"] = pattern
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _op(
+    op_id: str,
+    summary: str,
+    ok: dict[str, Schema],
+    errors: tuple[int, ...],
+    tags: list[str],
+    *,
+    body: str | None = None,
+    params: list[Schema] | None = None,
+    security: list[dict[str, list[str]]] | None = None,
+) -> Schema:
+    if security is None and tags == ["admin"]:
+        security = _ADMIN
+    out: Schema = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": tags,
+        "responses": {**ok, **_errors(*errors)},
+    }
+    if body is not None:
+        out["requestBody"] = _body(body)
+    if params:
+        out["parameters"] = params
+    if security is not None:
+        out["security"] = security
+    return out
+
+
+# Error answers each kind of route gives besides its own (400: also a NUL in the address,
+# which every route but public verification refuses).
+_EDGE_GET = (400, 401, 403, 503)
+_EDGE_POST = (400, 401, 403, 404, 409, 413, 415, 503)
+_ADMIN_GET = (400, 401, 404, 503)
+_ADMIN_POST = (400, 401, 404, 409, 413, 415, 503)
+_NONE: list[dict[str, list[str]]] = []
+_AGENT = [{"agentToken": []}]
+_ADMIN = [{"adminToken": []}]
+_ID_PATTERN = "^[0-9]{1,9}$"
+
+
+def _paths() -> dict[str, Schema]:
+    edge, admin, public = ["edge"], ["admin"], ["public"]
+    entry = _path_param("entry", "a quarantine entry's id", None)
+    agent = _path_param("agent_id", "the agent's id")
+    return {
+        "/api/edge/v1/enroll": {
+            "post": _op(
+                "enroll",
+                "Trade a one-time enrollment code for an agent id and bearer token",
+                {"201": _json(_ref("EnrollResponse"), "enrolled")},
+                (400, 401, 409, 413, 415, 429, 503),
+                edge,
+                body="EnrollRequest",
+                security=_NONE,
+            )
+        },
+        "/api/edge/v1/ping": {
+            "get": _op(
+                "ping",
+                "Answer with central's clock",
+                {"200": _json(_ref("Ping"), "central's time")},
+                _EDGE_GET,
+                edge,
+            )
+        },
+        "/api/edge/v1/leases": {
+            "post": _op(
+                "grantLease",
+                "Grant fresh numbers of a scope; a partial grant says `fulfilled: false`",
+                {"200": _json(_ref("LeaseResponse"), "the grant")},
+                _EDGE_POST,
+                edge,
+                body="LeaseRequest",
+            )
+        },
+        "/api/edge/v1/leases/{lease_id}/return": {
+            "post": _op(
+                "returnLease",
+                "Close a lease at its high-water mark; the unused tail is voided for good",
+                {"200": _json(_ref("LeaseReturned"), "closed")},
+                _EDGE_POST,
+                edge,
+                body="LeaseReturn",
+                params=[_path_param("lease_id", "the lease's id")],
+            )
+        },
+        "/api/edge/v1/events": {
+            "post": _op(
+                "ingestEvents",
+                "Ingest a batch of events; one result per event, in order",
+                {"200": _json(_ref("EventResults"), "one result per event")},
+                _EDGE_POST,
+                edge,
+                body="EventBatch",
+            )
+        },
+        "/api/edge/v1/reconcile": {
+            "post": _op(
+                "reconcile",
+                "Compare the agent's account of its leases with the registry's",
+                {"200": _json(_ref("ReconcileResponse"), "per lease: what central is missing")},
+                _EDGE_POST,
+                edge,
+                body="ReconcileRequest",
+            )
+        },
+        "/api/edge/v1/config": {
+            "get": _op(
+                "agentConfig",
+                "Return the line's open work orders, the tenant's flags and label templates",
+                {"200": _json(_ref("AgentConfig"), "the line's configuration")},
+                _EDGE_GET,
+                edge,
+            )
+        },
+        "/api/public/serial/verify/{code}": {
+            "get": _op(
+                "verify",
+                "Is this product genuine? (no authentication, CORS open, rate-limited)",
+                {"200": _json(_ref("Verification"), "the verdict")},
+                (404, 429, 503),
+                public,
+                params=[_path_param("code", "a serial as printed or typed")],
+                security=_NONE,
+            )
+        },
+        "/healthz": {
+            "get": _op(
+                "health",
+                "Answer 200 when the database answers",
+                {"200": _json(_ref("Health"), "healthy")},
+                (400, 503),
+                ["ops"],
+                security=_NONE,
+            )
+        },
+        "/api/admin/v1/serials/{code}": {
+            "get": _op(
+                "adminSerial",
+                "Everything about a serial: the internal verify view and its clone signals",
+                {"200": _json(_ref("SerialView"), "the serial")},
+                _ADMIN_GET,
+                admin,
+                params=[_path_param("code", "a serial")],
+            )
+        },
+        "/api/admin/v1/label-preview": {
+            "get": _op(
+                "labelPreview",
+                "Render the next label of a work order with a sample serial",
+                {
+                    "200": {
+                        "description": "the label",
+                        "content": {
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                            "text/plain": {"schema": _S},
+                        },
+                    }
+                },
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("org", _S, "the tenant's org code"),
+                    _query("work_order", _S, "the work order's number"),
+                    _query("format", {"enum": ["png", "pdf", "zpl"]}, "png (default), pdf, zpl"),
+                ],
+            )
+        },
+        "/api/admin/v1/agents/{agent_id}/revoke": {
+            "post": _op(
+                "revokeAgent",
+                "Revoke an agent: its calls are refused and its leases closed",
+                {"200": _json(_ref("AgentRevoked"), "revoked")},
+                _ADMIN_POST,
+                admin,
+                body="Reason",
+                params=[agent],
+            )
+        },
+        "/api/admin/v1/agents/{agent_id}/reinstate": {
+            "post": _op(
+                "reinstateAgent",
+                "Let a revoked agent call again",
+                {"200": _json(_ref("AgentReinstated"), "reinstated")},
+                _ADMIN_POST,
+                admin,
+                body="Reason",
+                params=[agent],
+            )
+        },
+        "/api/admin/v1/quarantine": {
+            "get": _op(
+                "listQuarantine",
+                "Quarantine entries, newest first",
+                {"200": _json(_ref("QuarantineList"), "entries")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("org", _S, "tenant"),
+                    _query("reason", _S, "an ERR_ code"),
+                    _query("status", {"enum": ["open", "resolved", "all"]}, "default open"),
+                    _query("serial", _S, "one serial"),
+                    _query("limit", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "page size"),
+                    _query("before", {"type": "string", "pattern": _ID_PATTERN}, "page before"),
+                ],
+            )
+        },
+        "/api/admin/v1/quarantine/{entry}": {
+            "get": _op(
+                "showQuarantine",
+                "One entry with its held event, registry row and other entries",
+                {"200": _json(_ANY_OBJ, "the entry")},
+                _ADMIN_GET,
+                admin,
+                params=[entry],
+            )
+        },
+        "/api/admin/v1/quarantine/{entry}/release": {
+            "post": _op(
+                "releaseQuarantine",
+                "Release a held serial and apply its held events",
+                {"200": _json(_ref("Decision"), "released")},
+                _ADMIN_POST,
+                admin,
+                body="Reason",
+                params=[entry],
+            )
+        },
+        "/api/admin/v1/quarantine/{entry}/confirm": {
+            "post": _op(
+                "confirmQuarantine",
+                "Confirm a held serial is not to be trusted: retire it",
+                {"200": _json(_ref("Decision"), "retired")},
+                _ADMIN_POST,
+                admin,
+                body="Reason",
+                params=[entry],
+            )
+        },
+        "/api/admin/v1/recalls": {
+            "post": _op(
+                "recall",
+                "Recall a serial or a work order",
+                {
+                    "200": _json(_ANY_OBJ, "already recalled: nothing changed"),
+                    "201": _json(_ANY_OBJ, "recalled"),
+                },
+                _ADMIN_POST,
+                admin,
+                body="RecallRequest",
+            )
+        },
+        "/api/admin/v1/reports/reconcile": {
+            "get": _op(
+                "reconcileReport",
+                "The reconciliation report of a work order (`org`, `work_order`) or a `lease`",
+                {
+                    "200": {
+                        "description": "the report",
+                        "content": {
+                            "application/json": {"schema": _ANY_OBJ},
+                            "text/csv": {"schema": _S},
+                        },
+                    }
+                },
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("org", _S, "tenant"),
+                    _query("work_order", _S, "work order number"),
+                    _query("lease", _S, "a lease id instead"),
+                    _query("format", {"enum": ["json", "csv"]}, "json (default) or csv"),
+                ],
+            )
+        },
+        "/api/admin/v1/jobs": {
+            "get": _op(
+                "jobs",
+                "Each job's last run, last success and last error",
+                {"200": _json(_ref("Jobs"), "job status")},
+                _ADMIN_GET,
+                admin,
+            )
+        },
+        "/api/admin/v1/jobs/runs": {
+            "get": _op(
+                "jobRuns",
+                "Recorded job runs, newest first",
+                {"200": _json(_ref("JobRuns"), "runs")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("job", _S, "a job's name"),
+                    _query("limit", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "1..1000"),
+                ],
+            )
+        },
+    }
+
+
+def document() -> Schema:
+    """Return the OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LineLedger central",
+            "version": "1",
+            "description": "The edge sync API, public verification and the admin API. Every "
+            'error has one shape: `{"ok": false, "error": {"code", "message"}}`. '
+            "Request bodies are `application/json` only.",
+        },
+        "security": _AGENT,
+        "tags": [
+            {"name": "edge", "description": "edge agents (agent bearer token)"},
+            {"name": "public", "description": "customers (no authentication)"},
+            {"name": "admin", "description": "admins and scripts (admin bearer token)"},
+            {"name": "ops", "description": "load balancers"},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                f"E{s}": _json(_ref("Error"), text) for s, text in sorted(_REASONS.items())
+            },
+            "securitySchemes": {
+                "agentToken": {"type": "http", "scheme": "bearer", "description": "agent token"},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "admin token"},
+            },
+        },
+    }
+
+
+@bp.get("/api/openapi.json")
+def openapi_json() -> Schema:
+    """Serve the OpenAPI description."""
+    return document()
