@@ -36,6 +36,7 @@ from printers import LabelTemplate, PrinterError
 from protocol.errors import ProtocolError
 from protocol.gs1 import normalise_gtin
 from protocol.messages import PRODUCTION_TYPES, EnrollResponse
+from protocol.schema import unsafe_character
 
 _ORG = re.compile(r"[A-Z0-9]{2,6}")
 _NAME_OF_THING = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
@@ -57,6 +58,20 @@ def _text(value: str, what: str, max_len: int = 200) -> str:
     if not value or len(value) > max_len or not value.isprintable():
         raise CentralError(ERR_INVALID, f"{what} must be 1-{max_len} printable characters")
     return value
+
+
+BRAND_MAX = 100
+
+
+def check_brand(value: str) -> str:
+    """Return a product brand as shown to customers: 1-100 printable characters, no control
+    or bidi-override characters (they could make a forged page read like a genuine one)."""
+    if not isinstance(value, str):
+        raise CentralError(ERR_INVALID, "the brand must be text")
+    bad = unsafe_character(value)
+    if bad is not None:
+        raise CentralError(ERR_INVALID, f"the brand contains the control or bidi character {bad}")
+    return _text(value, "the brand", BRAND_MAX)
 
 
 def tenant_by_org(conn: Connection, org: str) -> Row[Any]:
@@ -127,11 +142,14 @@ def add_product(
     gtin: str | None,
     now: dt.datetime,
     template: str = "default",
+    brand: str | None = None,
 ) -> int:
-    """Create a product of a tenant."""
+    """Create a product of a tenant; `brand` (optional) is shown by public verify."""
     sku = _check(_NAME_OF_THING, sku, "SKU (letters, digits, . _ / -)")
     category = _check(_CATEGORY, category.upper(), "category (2-4 letters)")
     name = _text(name, "the product name")
+    if brand is not None:
+        brand = check_brand(brand)
     if gtin:
         try:
             gtin = normalise_gtin(gtin)
@@ -162,6 +180,7 @@ def add_product(
                 category=category,
                 name=name,
                 gtin=gtin,
+                brand=brand,
                 created_at=now,
             )
         )
@@ -387,6 +406,21 @@ def set_product_template(store: Store, org: str, sku: str, template: str) -> Non
             T.products.update()
             .where(T.products.c.tenant_id == tenant.id, T.products.c.sku == sku)
             .values(label_template=template)
+        )
+        if done.rowcount != 1:
+            raise NotFound(ERR_PRODUCT_UNKNOWN, f"no product {sku!r} for {org}")
+
+
+def set_product_brand(store: Store, org: str, sku: str, brand: str | None) -> None:
+    """Set the brand public verify shows for a product (None: show none)."""
+    if brand is not None:
+        brand = check_brand(brand)
+    with store.write() as conn:
+        tenant = tenant_by_org(conn, org)
+        done = conn.execute(
+            T.products.update()
+            .where(T.products.c.tenant_id == tenant.id, T.products.c.sku == sku)
+            .values(brand=brand)
         )
         if done.rowcount != 1:
             raise NotFound(ERR_PRODUCT_UNKNOWN, f"no product {sku!r} for {org}")

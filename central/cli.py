@@ -303,7 +303,7 @@ def product() -> None:
     "add",
     epilog=_example(
         'lineledger-central product add --org MA01 --sku TOTE-01 --category BAG --name "Tote bag" '
-        "--gtin 04006381333931"
+        '--gtin 04006381333931 --brand "Acme Travel"'
     ),
 )
 @click.option("--org", required=True)
@@ -312,6 +312,9 @@ def product() -> None:
 @click.option("--name", required=True)
 @click.option("--gtin", default=None, help="GTIN-8/12/13/14 (stored as GTIN-14).")
 @click.option("--template", default=None, help="Label template name (default: default).")
+@click.option(
+    "--brand", default=None, help="Brand shown by public verify (1-100 printable characters)."
+)
 @pass_ctx
 @_friendly
 def product_add(
@@ -322,10 +325,11 @@ def product_add(
     name: str,
     gtin: str | None,
     template: str | None,
+    brand: str | None,
 ) -> None:
     """Add a product."""
     admin.add_product(
-        ctx.store, org.upper(), sku, category, name, gtin, utcnow(), template or "default"
+        ctx.store, org.upper(), sku, category, name, gtin, utcnow(), template or "default", brand
     )
     click.echo(f"product {sku} added to {org.upper()}")
 
@@ -345,6 +349,29 @@ def product_template(ctx: _Ctx, org: str, sku: str, template: str) -> None:
     """Choose the label template of a product."""
     admin.set_product_template(ctx.store, org.upper(), sku, template)
     click.echo(f"{org.upper()} {sku} prints with template {template}")
+
+
+@product.command(
+    "brand",
+    epilog=_example(
+        'lineledger-central product brand --org MA01 --sku TOTE-01 --brand "Acme Travel"'
+    ),
+)
+@click.option("--org", required=True)
+@click.option("--sku", required=True)
+@click.option("--brand", default=None, help="Brand shown by public verify (1-100 characters).")
+@click.option("--clear", is_flag=True, help="Show no brand for this product.")
+@pass_ctx
+@_friendly
+def product_brand(ctx: _Ctx, org: str, sku: str, brand: str | None, clear: bool) -> None:
+    """Set (or clear) the brand public verify shows for a product."""
+    if (brand is None) == (not clear):
+        raise CentralError("ERR_INVALID", "give either --brand TEXT or --clear")
+    admin.set_product_brand(ctx.store, org.upper(), sku, None if clear else brand)
+    if clear:
+        click.echo(f"{org.upper()} {sku} shows no brand")
+    else:
+        click.echo(f"{org.upper()} {sku} shows brand {(brand or '').strip()}")
 
 
 @main.group()

@@ -277,6 +277,7 @@ SCHEMAS: dict[str, Schema] = {
             "reason": _S,
             "gs1": _S,
             "manufacturer": _S,
+            "brand": _S,
             "warning": _obj(["code", "message"], {"code": _S, "message": _S}),
             "details": _ANY_OBJ,
         },

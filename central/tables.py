@@ -61,6 +61,7 @@ products = sa.Table(
     sa.Column("gtin", sa.String(14)),
     sa.Column("label_template", sa.String(64), nullable=False, server_default="default"),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("brand", sa.String(100)),  # shown by public verify in every mode (NULL: none)
     sa.UniqueConstraint("tenant_id", "sku"),
     sa.Index(None, "gtin", unique=True),  # a GTIN names one product (NULLs allowed)
 )

@@ -81,6 +81,7 @@ class Verification:
     details: dict[str, Any] = field(default_factory=dict)
     gs1: str | None = None  # the element string asked about, in (AI) form
     manufacturer: str | None = None  # the tenant's display name: never for `unknown`
+    brand: str | None = None  # the product's brand, in every mode: never for `unknown`
     warning: dict[str, str] | None = None  # e.g. checked from suspiciously many places
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +98,8 @@ class Verification:
             out["gs1"] = self.gs1
         if self.manufacturer:
             out["manufacturer"] = self.manufacturer
+        if self.brand:
+            out["brand"] = self.brand
         if self.warning:
             out["warning"] = self.warning
         if self.mode in ("standard", "internal") and self.details:
@@ -225,6 +228,7 @@ def _judge(
                 T.products.c.id.label("product_id"),
                 T.products.c.name.label("product_name"),
                 T.products.c.gtin.label("product_gtin"),
+                T.products.c.brand.label("product_brand"),
             )
             .select_from(
                 T.registry.outerjoin(
@@ -252,8 +256,9 @@ def _judge(
     if gtin is not None and reg is not None and reg.product_id is not None:
         if reg.product_gtin != gtin:
             return Verification(text, UNKNOWN)
+    brand = reg.product_brand if reg is not None else None  # pending: no product known yet
     if under_review is not None:
-        return Verification(text, UNDER_REVIEW, mode=mode, manufacturer=tenant.name)
+        return Verification(text, UNDER_REVIEW, mode=mode, manufacturer=tenant.name, brand=brand)
     if reg is None:
         if lease.status != "active" and serial.seq > (lease.high_water or 0):
             # in the unused tail of a returned, expired or revoked lease: never handed out
@@ -275,6 +280,7 @@ def _judge(
         mode=mode,
         details=_details(tenant, serial, reg, mode),
         manufacturer=tenant.name,
+        brand=brand,
         warning=warning,
     )
 

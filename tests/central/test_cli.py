@@ -171,3 +171,37 @@ def test_a_keyring_that_does_not_match_is_refused(run, tmp_path):
     (tmp_path / "home" / "master_keys.json").write_text('{"versions": {"1": "' + "ab" * 32 + '"}}')
     result = run("keys", "rotate")
     assert result.exit_code == 1 and "ERR_KEYRING" in result.output
+
+
+def test_a_product_brand_is_set_cleared_and_checked(run, db_url):
+    """#7: `product add --brand` and `product brand`; a bad brand gets a one-line ERR_INVALID."""
+    run("init")
+    run("tenant", "add", "--org", "MA01", "--name", "Maison")
+    add = ("product", "add", "--org", "MA01", "--category", "BAG", "--name", "Tote")
+    assert run(*add, "--sku", "T1", "--brand", " Acme Travel ").exit_code == 0
+    assert run(*add, "--sku", "T2").exit_code == 0
+    for bad in ("", "   ", "A" * 101, "Acme\x1b[31m", "Acme\u202egnp.exe", "Ac\nme"):
+        for args in (
+            (*add, "--sku", "T3", "--brand", bad),
+            ("product", "brand", "--org", "MA01", "--sku", "T1", "--brand", bad),
+        ):
+            result = run(*args)
+            assert result.exit_code == 1, (bad, result.output)
+            assert result.output.startswith("Error: ERR_INVALID: the brand")
+            assert len(result.output.splitlines()) == 1 and "Traceback" not in result.output
+    assert "U+202E" in run(*add, "--sku", "T3", "--brand", "Acme\u202egnp.exe").output
+    both = run("product", "brand", "--org", "MA01", "--sku", "T2", "--brand", "X", "--clear")
+    assert both.exit_code == 1 and "ERR_INVALID" in both.output
+    nope = run("product", "brand", "--org", "MA01", "--sku", "NOPE", "--brand", "X")
+    assert nope.exit_code == 1 and "ERR_PRODUCT_UNKNOWN" in nope.output
+    assert (
+        run("product", "brand", "--org", "ma01", "--sku", "T2", "--brand", "Ü" * 100).exit_code == 0
+    )
+    assert run("product", "brand", "--org", "MA01", "--sku", "T1", "--clear").exit_code == 0
+    store = Store(db_url)
+    try:
+        with store.read() as conn:
+            rows = conn.execute(sa.select(T.products.c.sku, T.products.c.brand)).all()
+        assert sorted(rows) == [("T1", None), ("T2", "Ü" * 100)]  # T3 was never added
+    finally:
+        store.dispose()

@@ -61,6 +61,7 @@ def test_the_public_verify_answer_may_grow(client):
     spec = client.get("/api/openapi.json").json
     verification = spec["components"]["schemas"]["Verification"]
     assert verification.get("additionalProperties", True) is not False
+    assert verification["properties"]["brand"] == {"type": "string"}  # #7
 
 
 @pytest.fixture

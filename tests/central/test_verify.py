@@ -115,6 +115,37 @@ def test_internal_mode_is_not_public(app, client, issued):
     assert "line_agent" not in d and "work_order" not in d
 
 
+def test_the_brand_is_shown_in_every_mode_but_never_for_unknown(app, client, tenant, issued):
+    """#7: the product's brand is a top-level field, in `minimal` mode too, and on the page."""
+    store = runtime(app).store
+    code = serial_of(issued, 1)
+    assert "brand" not in verdict(client, code)  # no brand set: none shown
+    admin.set_product_brand(store, "MA01", "TOTE-01", "Acme & Co <Travel>")
+    body = verdict(client, code)
+    assert body["verdict"] == "genuine" and "details" not in body  # minimal mode
+    assert body["brand"] == "Acme & Co <Travel>"
+    assert body["manufacturer"] == "Maison Atelier"
+    assert verdict(client, serial_of(issued, 3))["brand"] == "Acme & Co <Travel>"  # voided
+    pending = verdict(client, serial_of(issued, 2))
+    assert pending["verdict"] == "pending" and "brand" not in pending  # no product known yet
+    assert "brand" not in verdict(client, forged(issued.scope, 5))  # unknown
+    assert "brand" not in verdict(client, "MA01-HAT")  # malformed
+    page = client.get("/v/" + code).get_data(as_text=True)
+    assert (
+        "Made by <strong>Maison Atelier</strong> · "
+        '<span id="brand">Acme &amp; Co &lt;Travel&gt;</span>'
+    ) in page
+    admin.set_flag(store, "MA01", "FF_VERIFY_PUBLIC_MODE", "standard", dt.datetime.now(dt.UTC))
+    body = verdict(client, code)
+    assert body["brand"] == "Acme & Co <Travel>" and body["details"]["product"] == "Tote bag"
+    page = client.get("/v/" + code).get_data(as_text=True)
+    assert '<span id="brand">Acme &amp; Co &lt;Travel&gt;</span> · Tote bag' in page
+    assert 'id="brand"' not in client.get("/v/" + forged(issued.scope, 5)).get_data(as_text=True)
+    push(client, tenant.enroll("L9"), [event("issued", code, issued.lease_id)])  # another agent
+    body = verdict(client, code)
+    assert body["verdict"] == "under_review" and body["brand"] == "Acme & Co <Travel>"
+
+
 def test_verification_counts_are_flushed_in_the_background(app, client, issued):
     """Distinct clients count: each address once a day, an IPv6 /64 as one client."""
     code = serial_of(issued, 1)
