@@ -135,7 +135,14 @@ class EdgeAgent:
 
     def enroll(self, central: CentralProcess, url: str, line: str) -> dict[str, Any]:
         code = central.enroll_code(line)
-        out = self.run("enroll", "--central", url, "--code", code)
+        out = self.run("enroll", "--central", url, "--code", code, check=False)
+        if out.returncode != 0:  # say what central was doing: a failure here is rare and odd
+            alive = central.proc is not None and central.proc.poll() is None
+            log = central.log.read_text(errors="replace")[-4000:] if central.log.exists() else ""
+            raise AssertionError(
+                f"enroll through {url} failed: rc={out.returncode}\n{out.stderr}\n"
+                f"central running: {alive} (port {central.port})\ncentral log tail:\n{log}"
+            )
         info: dict[str, Any] = json.loads(out.stdout)
         return info
 
