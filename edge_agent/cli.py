@@ -64,6 +64,7 @@ from edge_agent.printing import (
     release_job,
     set_line_printer,
 )
+from edge_agent.rollback import agent_version
 from edge_agent.scanner import parse_scanner_url
 from edge_agent.status import build_status
 from edge_agent.store import DB_NAME, enrolled_in
@@ -144,7 +145,9 @@ def enroll(ctx: _Ctx, central_url: str, code: str, insecure: bool, ca_bundle: st
     agent = ctx.new_agent()  # the database is made before the code is spent: a bad disk
     try:  # fails here, with the code still unused
         try:
-            resp = client.enroll(EnrollRequest(code.strip(), socket.gethostname()[:128], "0.1.0"))
+            resp = client.enroll(
+                EnrollRequest(code.strip(), socket.gethostname()[:128], agent_version())
+            )
         finally:
             client.close()
     except BaseException:
