@@ -26,6 +26,7 @@ from central import (
     api_requests,
     api_review,
     openapi,
+    shedding,
     web_errors,
 )
 from central.admin import ensure_active_key
@@ -70,9 +71,12 @@ def create_app(
         app=app,
         storage_uri=config.ratelimit_storage_uri,
         strategy="moving-window",
-        headers_enabled=True,
+        # No X-RateLimit headers on allowed requests (each would cost the storage a second
+        # round trip); a refused one gets Retry-After from the error handler.
+        headers_enabled=False,
         key_prefix="lineledger",
     )
+    shedding.register(app, config.shed_after_ms)  # first: a shed request costs nothing more
     app.before_request(api_requests.refuse_nul_in_address)
     app.register_blueprint(api_ops.bp)
     app.register_blueprint(api_edge.bp)

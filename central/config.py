@@ -45,6 +45,9 @@ class CentralConfig:
     channel_timeout: int = 30
     cleanup_interval: int = 10
     verify_flush_seconds: float = 2.0
+    # Under gunicorn (deploy/gunicorn.conf.py): a public verify request that waited longer
+    # than this for a worker thread is answered 503 + Retry-After at once (0: never shed).
+    shed_after_ms: int = 100
     # Public verify warns that a code may be copied once it was checked from this many
     # distinct client-days (one address or IPv6 /64 on one UTC day).
     verify_warn_client_days: int = 20
@@ -89,6 +92,7 @@ ENV = {
     "LINELEDGER_RATELIMIT_STORAGE": "ratelimit_storage_uri",
     "LINELEDGER_ENROLL_RATE_LIMIT": "enroll_rate_limit",
     "LINELEDGER_VERIFY_WARN_CLIENT_DAYS": "verify_warn_client_days",
+    "LINELEDGER_SHED_AFTER_MS": "shed_after_ms",
     "LINELEDGER_TRUSTED_PROXIES": "trusted_proxies",
     "LINELEDGER_TRUSTED_PROXY_ADDRESS": "trusted_proxy_address",
     "LINELEDGER_MAX_BODY_BYTES": "max_body_bytes",

@@ -36,7 +36,9 @@ _REASONS = {
     413: "the request body is too large (`ERR_TOO_LARGE`, `ERR_BATCH_TOO_LARGE`)",
     415: "the body is not `Content-Type: application/json` (`ERR_UNSUPPORTED_MEDIA_TYPE`)",
     429: "too many requests from this address (`ERR_RATE_LIMITED`)",
-    503: "the registry database is unavailable (`ERR_DATABASE`); retry",
+    503: "the registry database is unavailable (`ERR_DATABASE`), or, on the public verify "
+    "endpoints, central is saturated and sheds load (`ERR_OVERLOADED`, with `Retry-After`); "
+    "retry",
 }
 
 

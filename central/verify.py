@@ -16,10 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from central import tables as T
-from central.admin import FLAG_VERIFY_MODE, flags
+from central.admin import FLAG_DEFAULTS, FLAG_VERIFY_MODE
 from central.db import Store
 from central.keyring import Keyring
-from central.leases import find_lease
 from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.checkchar import mod37_36
@@ -111,7 +110,6 @@ class Verification:
 # derivation plus MAC check, against this per-process random key when there is no lease.
 _DUMMY_MASTER = secrets.token_bytes(MASTER_KEY_BYTES)
 _DUMMY_LEASE = "00000000-0000-7000-8000-000000000000"
-_NO_TENANT = -1  # no tenant has this id: the per-tenant queries run and find nothing
 # Stands in for the scope of a GS1 code that cannot be one of ours, so its lookups keep the shape.
 _DUMMY_SERIAL = StandardSerial(Scope("ZZ", "ZZZ", "ZZ", dt.date(2000, 1, 1)), 1, "0000", "0")
 # GS1 AI (21): 1-20 characters of the GS1 AI encodable character set 82.
@@ -165,11 +163,7 @@ def verify_gs1(
         return Verification(shown, MALFORMED, ERR_ELEMENT_STRING, gs1=shown)
     shown = f"(01){gtin14}(21){ai21}"
     with store.read() as conn:
-        product = conn.execute(
-            sa.select(T.tenants.c.org_code, T.products.c.category)
-            .join(T.tenants, T.tenants.c.id == T.products.c.tenant_id)
-            .where(T.products.c.gtin == gtin14)
-        ).first()
+        product = conn.execute(_PRODUCT_OF_GTIN, {"gtin": gtin14}).first()
     serial, ours = _serial_from_ai21(ai21, product)
     result = _judge(store, keyring, serial, internal, gtin14, not ours, warn_client_days)
     return replace(result, gs1=shown)
@@ -195,6 +189,75 @@ def _date(yymmdd: str) -> dt.date:
     return dt.date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
 
 
+def _verify_statement() -> sa.Select[Any]:
+    """Build the one statement every verify runs: tenant, mode flag, lease, registry entry,
+    product and open quarantine of a serial, in a single round trip.
+
+    Built once: executing the same statement object again reuses its compiled form. Every
+    code, ours or not, runs it with the same shape, so answer times do not tell them apart.
+    A scope's leases never overlap, so the lease holding `seq` is the one that starts last
+    at or before it (one index probe on (scope_key, first_seq)), if it reaches that far.
+    """
+    t, ls, r = T.tenants, T.leases, T.registry
+    w, p, q, f = T.work_orders, T.products, T.quarantine, T.feature_flags
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
+    lease_id = (
+        sa.select(ls.c.id)
+        .where(ls.c.scope_key == sa.bindparam("scope_key"), ls.c.first_seq <= sa.bindparam("seq"))
+        .order_by(ls.c.first_seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    mode = (
+        sa.select(f.c.value)
+        .where(f.c.tenant_id == t.c.id, f.c.key == FLAG_VERIFY_MODE)
+        .scalar_subquery()
+    )
+    held = sa.exists().where(
+        q.c.serial == sa.bindparam("serial"),
+        q.c.resolved_at.is_(None),
+        q.c.holds_serial.is_(True),
+        q.c.tenant_id == t.c.id,
+    )
+    source = (
+        one.outerjoin(t, t.c.org_code == sa.bindparam("org"))
+        .outerjoin(ls, sa.and_(ls.c.id == lease_id, ls.c.last_seq >= sa.bindparam("seq")))
+        .outerjoin(r, sa.and_(r.c.serial == sa.bindparam("serial"), r.c.tenant_id == t.c.id))
+        .outerjoin(w, sa.and_(w.c.tenant_id == r.c.tenant_id, w.c.number == r.c.work_order))
+        .outerjoin(p, p.c.id == w.c.product_id)
+    )
+    return sa.select(
+        t.c.id.label("tenant_id"),
+        t.c.name.label("tenant_name"),
+        mode.label("verify_mode"),
+        ls.c.id.label("lease_id"),
+        ls.c.key_version.label("lease_key_version"),
+        ls.c.status.label("lease_status"),
+        ls.c.high_water.label("lease_high_water"),
+        r.c.serial.label("reg_serial"),
+        r.c.state,
+        r.c.verify_count,
+        r.c.first_verified_at,
+        r.c.work_order,
+        r.c.agent_id,
+        r.c.print_count,
+        r.c.reprint_count,
+        p.c.id.label("product_id"),
+        p.c.name.label("product_name"),
+        p.c.gtin.label("product_gtin"),
+        p.c.brand.label("product_brand"),
+        held.label("under_review"),
+    ).select_from(source)
+
+
+_VERIFY = _verify_statement()
+_PRODUCT_OF_GTIN = (
+    sa.select(T.tenants.c.org_code, T.products.c.category)
+    .join(T.tenants, T.tenants.c.id == T.products.c.tenant_id)
+    .where(T.products.c.gtin == sa.bindparam("gtin"))
+)
+
+
 def _judge(
     store: Store,
     keyring: Keyring,
@@ -204,71 +267,41 @@ def _judge(
     not_ours: bool,
     warn_client_days: int,
 ) -> Verification:
-    """Look a well-formed serial up; every path runs the same queries and one MAC check."""
+    """Look a well-formed serial up; every path runs the same statement and one MAC check."""
     text = serial.text
+    params = {"org": serial.scope.org, "scope_key": serial.scope.key, "seq": serial.seq}
     with store.read() as conn:
-        tenant = conn.execute(
-            sa.select(T.tenants).where(T.tenants.c.org_code == serial.scope.org)
-        ).first()
-        tenant_id = tenant.id if tenant is not None else _NO_TENANT
-        mode = flags(conn, tenant_id)[FLAG_VERIFY_MODE]
-        if internal:
-            mode = "internal"  # an authenticated admin sees everything
-        elif mode == "internal":
-            mode = "standard"  # internal detail is for authenticated admins only
-        lease = find_lease(conn, serial.scope.key, serial.seq)
-        if lease is not None:
-            key = keyring.lease_key(lease.key_version, lease.id)
-        else:
-            key = derive_lease_key(_DUMMY_MASTER, _DUMMY_LEASE)
-        mac_ok = serial.mac_valid(key)
-        reg = conn.execute(
-            sa.select(
-                T.registry,
-                T.products.c.id.label("product_id"),
-                T.products.c.name.label("product_name"),
-                T.products.c.gtin.label("product_gtin"),
-                T.products.c.brand.label("product_brand"),
-            )
-            .select_from(
-                T.registry.outerjoin(
-                    T.work_orders,
-                    sa.and_(
-                        T.work_orders.c.tenant_id == T.registry.c.tenant_id,
-                        T.work_orders.c.number == T.registry.c.work_order,
-                    ),
-                ).outerjoin(T.products, T.products.c.id == T.work_orders.c.product_id)
-            )
-            .where(T.registry.c.serial == text, T.registry.c.tenant_id == tenant_id)
-        ).first()
-        under_review = conn.execute(
-            sa.select(T.quarantine.c.id)
-            .where(
-                T.quarantine.c.serial == text,
-                T.quarantine.c.resolved_at.is_(None),
-                T.quarantine.c.holds_serial.is_(True),
-                T.quarantine.c.tenant_id == tenant_id,
-            )
-            .limit(1)
-        ).first()
-    if not_ours or tenant is None or lease is None or not mac_ok:
+        row = conn.execute(_VERIFY, {**params, "serial": text}).one()
+    mode = row.verify_mode or FLAG_DEFAULTS[FLAG_VERIFY_MODE]
+    if internal:
+        mode = "internal"  # an authenticated admin sees everything
+    elif mode == "internal":
+        mode = "standard"  # internal detail is for authenticated admins only
+    if row.lease_id is not None:
+        key = keyring.lease_key(row.lease_key_version, row.lease_id)
+    else:
+        key = derive_lease_key(_DUMMY_MASTER, _DUMMY_LEASE)
+    mac_ok = serial.mac_valid(key)
+    if not_ours or row.tenant_id is None or row.lease_id is None or not mac_ok:
         return Verification(text, UNKNOWN)
+    reg = row if row.reg_serial is not None else None
     if gtin is not None and reg is not None and reg.product_id is not None:
         if reg.product_gtin != gtin:
             return Verification(text, UNKNOWN)
     brand = reg.product_brand if reg is not None else None  # pending: no product known yet
-    if under_review is not None:
-        return Verification(text, UNDER_REVIEW, mode=mode, manufacturer=tenant.name, brand=brand)
+    manufacturer = row.tenant_name
+    if row.under_review:
+        return Verification(text, UNDER_REVIEW, mode=mode, manufacturer=manufacturer, brand=brand)
     if reg is None:
-        if lease.status != "active" and serial.seq > (lease.high_water or 0):
+        if row.lease_status != "active" and serial.seq > (row.lease_high_water or 0):
             # in the unused tail of a returned, expired or revoked lease: never handed out
             return Verification(text, UNKNOWN)
         return Verification(
             text,
             PENDING,
             mode=mode,
-            details=_details(tenant, serial, None),
-            manufacturer=tenant.name,
+            details=_details(manufacturer, serial, None),
+            manufacturer=manufacturer,
         )
     verdict = _STATE_VERDICT.get(reg.state, GENUINE)
     warning = None
@@ -278,16 +311,16 @@ def _judge(
         text,
         verdict,
         mode=mode,
-        details=_details(tenant, serial, reg, mode),
-        manufacturer=tenant.name,
+        details=_details(manufacturer, serial, reg, mode),
+        manufacturer=manufacturer,
         brand=brand,
         warning=warning,
     )
 
 
-def _details(tenant: Any, serial: Any, reg: Any, mode: str = "standard") -> dict[str, Any]:
+def _details(manufacturer: str, serial: Any, reg: Any, mode: str = "standard") -> dict[str, Any]:
     out: dict[str, Any] = {
-        "manufacturer": tenant.name,
+        "manufacturer": manufacturer,
         "production_month": f"{serial.scope.prod_date:%Y-%m}",
     }
     if reg is None:

@@ -7,10 +7,19 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from werkzeug.exceptions import HTTPException
 
 from central import errors as E
+from central.shedding import ERR_OVERLOADED, RETRY_AFTER_SECONDS
 from protocol.errors import ProtocolError, error_body
 
 log = logging.getLogger("lineledger.central")
@@ -36,6 +45,7 @@ _PAGE_TITLES = {
     404: "There is nothing here",
     405: "This page cannot do that",
     429: "Too many checks from your network",
+    503: "Please try again in a moment",
 }
 _PAGE_MESSAGES = {
     429: "To keep codes private, each network can check only a limited number of codes. "
@@ -53,14 +63,20 @@ def _wants_page() -> bool:
     return False
 
 
-def _retry_wait() -> str:
-    """Return how long until the rate limit lets this client in again, in words."""
+def _retry_seconds() -> int:
+    """Return how many seconds until the rate limit lets this client in again (at least 1)."""
     seconds = 0
     for limiter in current_app.extensions.get("limiter", ()):
         current = limiter.current_limit
         if current is not None:
             seconds = max(seconds, int(current.reset_at - time.time()))
-    if seconds <= 0:
+    return max(1, seconds)
+
+
+def _retry_wait() -> str:
+    """Return how long until the rate limit lets this client in again, in words."""
+    seconds = _retry_seconds()
+    if seconds <= 1:
         return "a while"
     minutes = round(seconds / 60)
     return "a minute" if minutes <= 1 else f"about {minutes} minutes"
@@ -78,9 +94,16 @@ def _answer(code: str, message: str, status: int) -> Any:
     if rt is not None:
         rt.metrics.http_errors.labels(code).inc()
     if _wants_page():
-        return _page(code, message, status), status
-    response: Response = jsonify(error_body(code, message))
-    response.status_code = status
+        response: Response = make_response(_page(code, message, status), status)
+    else:
+        response = jsonify(error_body(code, message))
+        response.status_code = status
+    if code == ERR_OVERLOADED:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    elif status == 429:
+        # Only a refused request asks the limiter when its window reopens: an allowed one
+        # sends no X-RateLimit headers, which would cost a second round trip to its storage.
+        response.headers["Retry-After"] = str(_retry_seconds())
     return response
 
 

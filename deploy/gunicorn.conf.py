@@ -14,8 +14,11 @@ import os
 
 bind = os.environ.get("LINELEDGER_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("LINELEDGER_WORKERS", multiprocessing.cpu_count() * 2))
-threads = 4
-worker_class = "gthread"
+threads = int(os.environ.get("LINELEDGER_THREADS", "4"))
+# gunicorn's gthread worker, noting how long each request waits for a thread: past
+# LINELEDGER_SHED_AFTER_MS (default 100) a public verify request is answered 503 + Retry-After
+# at once instead of queueing into seconds (central/shedding.py).
+worker_class = "central.shedding.QueueTimingWorker"
 # A request that takes longer than this kills its worker (gunicorn starts a new one).
 timeout = 30
 graceful_timeout = 20
