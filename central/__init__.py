@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Flask
 
 from central import (
     api_admin,
@@ -26,6 +24,7 @@ from central import (
     api_requests,
     api_review,
     openapi,
+    ratelimit,
     shedding,
     web_errors,
 )
@@ -64,18 +63,8 @@ def create_app(
     )
     if not server_reads_proxy_headers:
         apply_proxy_headers(app, config)
-    # Before the limiter, so an answer it refuses still gets the headers and a CSP nonce.
+    # Before the budgets, so an answer they refuse still gets the headers and a CSP nonce.
     apply_security_headers(app)
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=config.ratelimit_storage_uri,
-        strategy="moving-window",
-        # No X-RateLimit headers on allowed requests (each would cost the storage a second
-        # round trip); a refused one gets Retry-After from the error handler.
-        headers_enabled=False,
-        key_prefix="lineledger",
-    )
     shedding.register(app, config.shed_after_ms)  # first: a shed request costs nothing more
     app.before_request(api_requests.refuse_nul_in_address)
     app.register_blueprint(api_ops.bp)
@@ -85,23 +74,12 @@ def create_app(
     app.register_blueprint(api_jobs.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(openapi.bp)
-    # One budget per client address for the API and the page together.
-    # The limits depend on configuration, so the views are wrapped here, not where defined.
-    # CORS preflights (OPTIONS) cost nothing: a browser sends one before a cross-site GET.
-    verify_limit = limiter.shared_limit(
-        config.verify_rate_limit,
-        scope="verify",
-        exempt_when=lambda: request.method == "OPTIONS",
+    # One budget per client address for the verify API and page together (CORS preflights
+    # cost nothing), one for enrollment: central/ratelimit.py.
+    close_budgets = ratelimit.register(
+        app, config.verify_rate_limit, config.enroll_rate_limit, config.ratelimit_storage_uri
     )
-    for endpoint in (
-        "public.verify_api",
-        "public.verify_page",
-        "public.verify_form",
-        "public.digital_link",
-    ):
-        app.view_functions[endpoint] = verify_limit(app.view_functions[endpoint])
-    enroll_limit = limiter.limit(config.enroll_rate_limit)
-    app.view_functions["edge.enroll"] = enroll_limit(app.view_functions["edge.enroll"])
+    app.extensions["lineledger"].closers.append(close_budgets)
     web_errors.register(app)
     watch_request_hosts(app, config)
     return app

@@ -71,7 +71,8 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "NONE":  # NONE: each statement is its own transaction (Store.snapshot)
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 class Store:
@@ -91,9 +92,11 @@ class Store:
             )
             _configure_sqlite(self.engine)
         elif parsed.get_backend_name() == "postgresql":
-            self.engine = sa.create_engine(
-                self.url, pool_size=10, max_overflow=20, pool_pre_ping=True
-            )
+            # No pre-ping: it would cost every request a round trip. A connection found dead
+            # (the server restarted) is detected on use; SQLAlchemy then retires every pooled
+            # connection older than that moment, so one request per worker sees the outage
+            # (503 ERR_DATABASE, which agents retry) and public reads retry it themselves.
+            self.engine = sa.create_engine(self.url, pool_size=10, max_overflow=20)
         else:
             raise ValueError(f"unsupported database {parsed.get_backend_name()!r}")
         self.dialect = self.engine.dialect.name
@@ -116,6 +119,27 @@ class Store:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
             with conn.begin():
                 yield conn
+
+    def snapshot_read(self, statement: sa.Executable, params: dict[str, Any]) -> Any:
+        """Run one read statement on its own, outside an explicit transaction; return its rows.
+
+        One statement sees one consistent snapshot on both databases, so a read that is a
+        single statement needs no BEGIN and COMMIT around it: on PostgreSQL that saves two
+        round trips. A pooled connection found dead (the database restarted) is thrown away
+        and the read tried once more on a fresh one.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn:
+                    if self.is_sqlite:
+                        conn = conn.execution_options(sqlite_begin="NONE")
+                    else:
+                        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return conn.execute(statement, params).all()
+            except sa.exc.DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     def insert(self, table: sa.Table) -> Any:
         """Return a dialect INSERT that supports `on_conflict_do_nothing()`."""

@@ -37,8 +37,8 @@ _REASONS = {
     415: "the body is not `Content-Type: application/json` (`ERR_UNSUPPORTED_MEDIA_TYPE`)",
     429: "too many requests from this address (`ERR_RATE_LIMITED`)",
     503: "the registry database is unavailable (`ERR_DATABASE`), or, on the public verify "
-    "endpoints, central is saturated and sheds load (`ERR_OVERLOADED`, with `Retry-After`); "
-    "retry",
+    "endpoints, central is saturated and sheds load (`ERR_OVERLOADED`, with `Retry-After`) or "
+    "the rate-limit storage is down (`ERR_RATE_LIMIT_STORAGE`); retry",
 }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -22,11 +23,14 @@ class Runtime:
     keyring: Keyring
     tally: VerifyTally
     metrics: Metrics
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
         """Flush pending work and release connections."""
         self.tally.close()
         self.store.dispose()
+        for close in self.closers:
+            close()
 
 
 def runtime() -> Runtime:

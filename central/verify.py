@@ -162,8 +162,8 @@ def verify_gs1(
     if not isinstance(ai21, str) or not _AI21_SYNTAX.fullmatch(ai21):
         return Verification(shown, MALFORMED, ERR_ELEMENT_STRING, gs1=shown)
     shown = f"(01){gtin14}(21){ai21}"
-    with store.read() as conn:
-        product = conn.execute(_PRODUCT_OF_GTIN, {"gtin": gtin14}).first()
+    found = store.snapshot_read(_PRODUCT_OF_GTIN, {"gtin": gtin14})
+    product = found[0] if found else None
     serial, ours = _serial_from_ai21(ai21, product)
     result = _judge(store, keyring, serial, internal, gtin14, not ours, warn_client_days)
     return replace(result, gs1=shown)
@@ -270,8 +270,7 @@ def _judge(
     """Look a well-formed serial up; every path runs the same statement and one MAC check."""
     text = serial.text
     params = {"org": serial.scope.org, "scope_key": serial.scope.key, "seq": serial.seq}
-    with store.read() as conn:
-        row = conn.execute(_VERIFY, {**params, "serial": text}).one()
+    (row,) = store.snapshot_read(_VERIFY, {**params, "serial": text})
     mode = row.verify_mode or FLAG_DEFAULTS[FLAG_VERIFY_MODE]
     if internal:
         mode = "internal"  # an authenticated admin sees everything

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +10,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     render_template,
@@ -65,12 +65,7 @@ def _wants_page() -> bool:
 
 def _retry_seconds() -> int:
     """Return how many seconds until the rate limit lets this client in again (at least 1)."""
-    seconds = 0
-    for limiter in current_app.extensions.get("limiter", ()):
-        current = limiter.current_limit
-        if current is not None:
-            seconds = max(seconds, int(current.reset_at - time.time()))
-    return max(1, seconds)
+    return max(1, int(g.get("retry_after", 1)))  # set by the budget that refused it
 
 
 def _retry_wait() -> str:
@@ -101,7 +96,7 @@ def _answer(code: str, message: str, status: int) -> Any:
     if code == ERR_OVERLOADED:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     elif status == 429:
-        # Only a refused request asks the limiter when its window reopens: an allowed one
+        # Only a refused request asks the budget when its window reopens: an allowed one
         # sends no X-RateLimit headers, which would cost a second round trip to its storage.
         response.headers["Retry-After"] = str(_retry_seconds())
     return response

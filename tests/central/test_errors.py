@@ -138,7 +138,8 @@ def test_health(client):
 def test_rate_limit_shared_through_redis_by_several_workers(central_config):
     """Two app instances (two web workers) share one budget through Redis."""
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3) as probe:
+            probe.ping()
     except redis.RedisError as exc:
         pytest.fail(
             f"Redis at {REDIS_URL} does not answer ({exc}); run bash .ci/run", pytrace=False
@@ -157,3 +158,16 @@ def test_rate_limit_shared_through_redis_by_several_workers(central_config):
     finally:
         runtime(a).close()
         runtime(b).close()
+
+
+def test_verify_fails_closed_when_the_rate_limit_storage_is_down(central_config):
+    """Nothing listens where the shared budget lives: 503, never a traceback or a free pass."""
+    cfg = {**central_config, "ratelimit_storage_uri": "redis://127.0.0.1:9/0"}
+    init_registry(load_config(cfg), dt.datetime.now(dt.UTC))
+    app = create_app(cfg)
+    try:
+        resp = app.test_client().get("/api/public/serial/verify/" + new_id())
+        shape(resp, 503, "ERR_RATE_LIMIT_STORAGE")
+        assert app.test_client().get("/healthz").status_code == 200  # the rest still answers
+    finally:
+        runtime(app).close()
