@@ -633,6 +633,43 @@ def _links(e: Event) -> dict[str, str | None]:
     return {column: _text_value(e.data.get(key)) for key, column in _LINK_FIELDS}
 
 
+_UPDATE_REGISTRY_PG = sa.text(
+    """UPDATE registry SET
+        state = b.b_state,
+        last_event_id = b.b_event,
+        print_count = registry.print_count + b.b_prints,
+        reprint_count = registry.reprint_count + b.b_reprints,
+        job_ticket = COALESCE(b.b_jt, registry.job_ticket),
+        token = COALESCE(b.b_tk, registry.token),
+        linked_work_order = COALESCE(b.b_wo, registry.linked_work_order),
+        linked_at = COALESCE(b.b_linked, registry.linked_at),
+        updated_at = :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS b(
+        b_serial VARCHAR(40), b_state VARCHAR(16), b_event VARCHAR(36), b_prints INTEGER,
+        b_reprints INTEGER, b_jt VARCHAR(64), b_tk VARCHAR(64), b_wo VARCHAR(64),
+        b_linked TIMESTAMP WITH TIME ZONE)
+    WHERE registry.serial = b.b_serial"""
+).bindparams(sa.bindparam("now", type_=T.TS), sa.bindparam("rows", type_=sa.Text))
+
+
+def _update_registry_pg(conn: Connection, updates: list[dict[str, Any]], now: dt.datetime) -> None:
+    """Apply the batch's changes to known serials in one UPDATE ... FROM json_to_recordset.
+
+    The rows are locked first in serial order (as the row-by-row UPDATE of SQLite's path
+    does), so two batches that change the same serials cannot deadlock.
+    """
+    reg = T.registry.c
+    serials = [u["b_serial"] for u in updates]
+    conn.execute(
+        sa.select(reg.serial)
+        .where(_among(conn, reg.serial, serials))
+        .order_by(reg.serial)
+        .with_for_update()
+    )
+    rows = json.dumps(updates, default=_json_value, ensure_ascii=False)
+    conn.execute(_UPDATE_REGISTRY_PG, {"rows": rows, "now": now})
+
+
 def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
     _insert_rows(conn, T.events, writes.events)
     if writes.event_updates:
@@ -649,7 +686,9 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
             writes.event_updates,
         )
     _insert_rows(conn, T.registry, [writes.new_serials[k] for k in sorted(writes.new_serials)])
-    if writes.updates:
+    if writes.updates and conn.dialect.name == "postgresql":
+        _update_registry_pg(conn, [writes.updates[k] for k in sorted(writes.updates)], now)
+    elif writes.updates:
         reg = T.registry.c
         conn.execute(
             T.registry.update()
