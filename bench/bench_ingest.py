@@ -27,8 +27,11 @@ the machine used (`cpu.other_cpu_pct`, 100 = one core).
     python bench/bench_ingest.py --sizes 10000 --db sqlite --batches 5 --mix issued
     python bench/bench_ingest.py --sizes 100000 --db postgresql --profile 2> profile.txt
 
-Pre-filling takes about 1-2 minutes per 100k serials on a 2-CPU machine (the 1M size about
-10-20 minutes per database, most of it rendering serials and writing 2.5M events).
+Pre-filling is most of the run: on our shared 2-CPU machine (load average 5-9) 100k serials
+took 40-115 s on SQLite and 80-165 s on PostgreSQL, 1M serials 4.5 minutes on SQLite and
+14 minutes on PostgreSQL (rendering serials and writing 2.5M events); the default sizes take
+about 3-6 minutes for both databases. Run the 1M size alone, one database at a time if the
+machine is busy.
 """
 
 from __future__ import annotations
