@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,7 @@ from protocol.events import (
     Event,
     EventResult,
 )
+from protocol.keys import mac_matches
 from protocol.schema import unsafe_character
 from protocol.serials import StandardSerial, parse
 from protocol.timefmt import parse_ts
@@ -98,9 +99,102 @@ _LINK_FIELDS = (
 )
 
 
-def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(conn: Connection, values: Sequence[str]) -> Iterable[Sequence[str]]:
+    """Split a lookup list: SQLite binds one parameter per value, PostgreSQL one array."""
+    if conn.dialect.name == "postgresql":
+        if values:
+            yield values
+        return
     for i in range(0, len(values), _CHUNK):
         yield values[i : i + _CHUNK]
+
+
+def _among(conn: Connection, column: sa.Column[Any], values: Sequence[str]) -> Any:
+    """Return `column IN (values)`; on PostgreSQL `column = ANY(...)` of one text parameter.
+
+    One parameter keeps the statement's text the same whatever the batch holds, so
+    PostgreSQL parses and plans it once per connection (psycopg prepares repeated
+    statements) instead of a new statement of up to 500 parameters per lookup. The values
+    travel as one comma-separated text (event ids and canonical serials hold no comma; psycopg
+    would format a list as an array literal value by value in Python); any value holding a
+    comma (or empty) falls back to IN.
+    """
+    if conn.dialect.name == "postgresql" and not any("," in v or not v for v in values):
+        joined = sa.bindparam(None, ",".join(values), type_=sa.Text)
+        return column == sa.any_(sa.func.string_to_array(joined, ","))
+    return column.in_(values)
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _insert_rows(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that all have the same keys, in one statement on PostgreSQL.
+
+    SQLite runs an executemany in process. On PostgreSQL psycopg would send one INSERT per
+    row (pipelined); here the rows travel as one JSON document that the server unpacks with
+    `json_to_recordset` into the columns' own types: one statement, one parameter, the same
+    text every time (so it is prepared once per connection), and the encoding is done by the
+    json module's C encoder rather than per value in Python.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(n) for n in names)
+    spec = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=conn.dialect)}" for n in names)
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} "
+            f"FROM json_to_recordset(CAST(:rows AS json)) AS r({spec})"
+        ),
+        {"rows": json.dumps(rows, default=_json_value, ensure_ascii=False)},
+    )
+
+
+class _Serial:
+    """A parsed serial with what the judge asks of it more than once, computed once.
+
+    `text`, `body` and `scope_key` are properties of `StandardSerial` that format strings
+    on every call; a batch asks for them several times per event. The MAC is checked once
+    per lease (an `issued` and a `printed` event of one serial check the same MAC).
+    """
+
+    __slots__ = ("parsed", "scope", "seq", "text", "body", "scope_key", "_macs")
+
+    def __init__(self, parsed: StandardSerial) -> None:
+        self.parsed = parsed
+        self.scope = parsed.scope
+        self.seq = parsed.seq
+        self.scope_key = parsed.scope.key
+        self.body = f"{self.scope_key}-{parsed.seq:05d}"  # protocol.serials.body, checked
+        self.text = f"{self.body}-{parsed.mac}-{parsed.check}"
+        self._macs: dict[str, bool] = {}
+
+    def mac_valid(self, lease_id: str, lease_key: bytes) -> bool:
+        """Tell whether the MAC was made with this lease's key (remembered per lease)."""
+        valid = self._macs.get(lease_id)
+        if valid is None:
+            valid = self._macs[lease_id] = mac_matches(lease_key, self.body, self.parsed.mac)
+        return valid
+
+
+def _parse_serials(events: Iterable[Event]) -> dict[str, _Serial | ProtocolError]:
+    """Parse each distinct serial of the events once."""
+    serials: dict[str, _Serial | ProtocolError] = {}
+    for e in events:
+        if e.serial not in serials:
+            try:
+                serials[e.serial] = _Serial(parse(e.serial))
+            except ProtocolError as exc:
+                serials[e.serial] = exc
+    return serials
 
 
 @dataclass
@@ -136,33 +230,39 @@ class IngestReport:
 
 
 def _read_view(
-    conn: Connection, agent: AgentRef, events: list[Event], parsed: dict[str, StandardSerial]
+    conn: Connection,
+    agent: AgentRef,
+    events: list[Event],
+    serials: dict[str, _Serial | ProtocolError],
 ) -> _View:
+    parsed = [s for s in serials.values() if isinstance(s, _Serial)]
     ids = [e.event_id for e in events]
     seen: set[str] = set()
-    for chunk in _chunks(ids):
+    for chunk in _chunks(conn, ids):
         seen.update(
             conn.execute(
-                sa.select(T.events.c.event_id).where(T.events.c.event_id.in_(chunk))
+                sa.select(T.events.c.event_id).where(_among(conn, T.events.c.event_id, chunk))
             ).scalars()
         )
-    scope_keys = sorted({s.scope.key for s in parsed.values()})
+    scope_keys = sorted({s.scope_key for s in parsed})
     leases: dict[str, list[Row[Any]]] = {}
     if scope_keys:
         for row in conn.execute(sa.select(T.leases).where(T.leases.c.scope_key.in_(scope_keys))):
             leases.setdefault(row.scope_key, []).append(row)
-    serials = sorted({s.text for s in parsed.values()})
+    texts = sorted({s.text for s in parsed})
     states: dict[str, str] = {}
     quarantined: set[str] = set()
-    for chunk in _chunks(serials):
+    for chunk in _chunks(conn, texts):
         for row in conn.execute(
-            sa.select(T.registry.c.serial, T.registry.c.state).where(T.registry.c.serial.in_(chunk))
+            sa.select(T.registry.c.serial, T.registry.c.state).where(
+                _among(conn, T.registry.c.serial, chunk)
+            )
         ):
             states[row.serial] = row.state
         quarantined.update(
             conn.execute(
                 sa.select(T.quarantine.c.serial).where(
-                    T.quarantine.c.serial.in_(chunk),
+                    _among(conn, T.quarantine.c.serial, chunk),
                     T.quarantine.c.resolved_at.is_(None),
                     T.quarantine.c.holds_serial.is_(True),
                 )
@@ -179,11 +279,11 @@ def _read_view(
     recalled: set[str] = set()
     known: dict[str, tuple[str, str]] = {}
     wo = T.work_orders.c
-    for chunk in _chunks(orders):
+    for chunk in _chunks(conn, orders):
         for row in conn.execute(
             sa.select(wo.number, wo.production_type, wo.recalled_at, T.products.c.category)
             .join(T.products, T.products.c.id == wo.product_id)
-            .where(wo.tenant_id == agent.tenant_id, wo.number.in_(chunk))
+            .where(wo.tenant_id == agent.tenant_id, _among(conn, wo.number, chunk))
         ):
             known[row.number] = (row.production_type, row.category)
             if row.recalled_at is not None:
@@ -191,8 +291,8 @@ def _read_view(
     return _View(seen, leases, states, quarantined, recalled, known)
 
 
-def _lease_for(view: _View, serial: StandardSerial) -> Row[Any] | None:
-    for row in view.leases.get(serial.scope.key, ()):
+def _lease_for(view: _View, serial: _Serial) -> Row[Any] | None:
+    for row in view.leases.get(serial.scope_key, ()):
         if row.first_seq <= serial.seq <= row.last_seq:
             return row
     return None
@@ -220,6 +320,14 @@ class _Judge:
         self.replay = replay  # the events are stored already: update them, do not insert
         self.central_made = False  # the event was made by central (a reviewer's decision)
         self.writes = _Writes()
+        self._times: dict[str, dt.datetime] = {}
+
+    def _occurred(self, e: Event) -> dt.datetime:
+        """Return the event's `occurred_at` as a datetime (parsed once per distinct text)."""
+        moment = self._times.get(e.occurred_at)
+        if moment is None:
+            moment = self._times[e.occurred_at] = parse_ts(e.occurred_at)
+        return moment
 
     def _event_row(
         self,
@@ -245,9 +353,9 @@ class _Judge:
                 "serial": serial,
                 "lease_id": lease_id,
                 "work_order": e.work_order,
-                "occurred_at": parse_ts(e.occurred_at),
+                "occurred_at": self._occurred(e),
                 "received_at": self.now,
-                "data": json.dumps(dict(e.data), separators=(",", ":"), sort_keys=True),
+                "data": _data_json(e.data),
                 "outcome": outcome,
                 "code": code,
                 "clock_flags": flags,
@@ -297,14 +405,14 @@ class _Judge:
             key = self.view.keys[lease.id] = self.keyring.lease_key(lease.key_version, lease.id)
         return key
 
-    def _foreign_scan(self, e: Event, serial: StandardSerial, lease: Row[Any]) -> EventResult:
+    def _foreign_scan(self, e: Event, serial: _Serial, lease: Row[Any]) -> EventResult:
         """Record another line's scan of this serial as a clone signal; change no state.
 
         A scan proves only that a label was seen, so it may not hold a serial: otherwise any
         line of the tenant could turn a genuine product's verdict into `under_review`.
         """
         text = serial.text
-        if not serial.mac_valid(self._lease_key(lease)):
+        if not serial.mac_valid(lease.id, self._lease_key(lease)):
             message = "the authenticity code does not match the lease"
             details = {"lease_id": lease.id, "lease_holder": lease.agent_id}
             return self._quarantine(e, text, ERR_SERIAL_MAC, message, details, False, lease.id)
@@ -314,7 +422,7 @@ class _Judge:
         return EventResult(e.event_id, ACCEPTED, CLONE_SIGNAL, message)
 
     def _clock_flags(self, e: Event, lease: Row[Any]) -> list[str]:
-        occurred = parse_ts(e.occurred_at)
+        occurred = self._occurred(e)
         flags = []
         if occurred > self.now + self.tolerance:
             flags.append("future")
@@ -323,9 +431,9 @@ class _Judge:
             flags.append("before_lease")
         return flags
 
-    def _refusal(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult | None:
+    def _refusal(self, e: Event, serial: _Serial | ProtocolError) -> EventResult | None:
         """Return a `rejected` result for an event no line could have recorded, else None."""
-        occurred = parse_ts(e.occurred_at)
+        occurred = self._occurred(e)
         if occurred < EARLIEST_EVENT or occurred > self.now + MAX_EVENT_AHEAD:
             message = (
                 f"occurred_at {e.occurred_at} lies outside what central takes: from "
@@ -343,7 +451,7 @@ class _Judge:
             if order is None:
                 message = f"{self.agent.org} has no work order {e.work_order!r}"
                 return EventResult(e.event_id, REJECTED, ERR_WORK_ORDER_UNKNOWN, message)
-            if isinstance(serial, StandardSerial) and order != (
+            if isinstance(serial, _Serial) and order != (
                 serial.scope.ptype,
                 serial.scope.category,
             ):
@@ -354,7 +462,7 @@ class _Judge:
                 return EventResult(e.event_id, REJECTED, ERR_WORK_ORDER_PRODUCT, message)
         return None
 
-    def judge(self, e: Event, serial: StandardSerial | ProtocolError) -> EventResult:
+    def judge(self, e: Event, serial: _Serial | ProtocolError) -> EventResult:
         """Return the result of one event and note what it writes."""
         if e.event_id in self.view.seen:
             return EventResult(e.event_id, DUPLICATE)
@@ -381,7 +489,7 @@ class _Judge:
             return self._quarantine(
                 e, text, ERR_OUTSIDE_LEASE, message, holder, lease is not None, lease_id
             )
-        if not serial.mac_valid(self._lease_key(lease)):
+        if not serial.mac_valid(lease.id, self._lease_key(lease)):
             message = "the authenticity code does not match the lease"
             details = {"lease_id": lease.id}
             return self._quarantine(e, text, ERR_SERIAL_MAC, message, details, False, lease.id)
@@ -434,7 +542,7 @@ class _Judge:
     def _accept(
         self,
         e: Event,
-        serial: StandardSerial,
+        serial: _Serial,
         lease: Row[Any],
         current: str | None,
         new_state: str,
@@ -451,13 +559,13 @@ class _Judge:
             self.writes.new_serials[text] = {
                 "serial": text,
                 "tenant_id": self.agent.tenant_id,
-                "scope_key": serial.scope.key,
+                "scope_key": serial.scope_key,
                 "seq": serial.seq,
                 "lease_id": lease.id,
                 "agent_id": self.agent.id,
                 "work_order": e.work_order,
                 "state": new_state,
-                "issued_at": parse_ts(e.occurred_at),
+                "issued_at": self._occurred(e),
                 "updated_at": self.now,
                 "print_count": 0,
                 "reprint_count": 0,
@@ -476,7 +584,7 @@ class _Judge:
             row["reprint_count"] += reprints
             if links:
                 row.update({k: v for k, v in links.items() if v is not None})
-                row["linked_at"] = parse_ts(e.occurred_at)
+                row["linked_at"] = self._occurred(e)
             return
         update = self.writes.updates.setdefault(
             text,
@@ -501,10 +609,17 @@ class _Judge:
             ):
                 if links.get(column) is not None:
                     update[key] = links[column]
-            update["b_linked"] = parse_ts(e.occurred_at)
+            update["b_linked"] = self._occurred(e)
 
 
 _RECORDED_WHILE_RECALLED = frozenset({L.PRINTED, L.REPRINTED, L.LINKED, L.PACKED, L.SHIPPED})
+
+
+def _data_json(data: Mapping[str, Any]) -> str:
+    """Return an event's `data` as stored: compact JSON with sorted keys."""
+    if not data:
+        return "{}"  # what json.dumps writes for an empty object, without its cost
+    return json.dumps(dict(data), separators=(",", ":"), sort_keys=True)
 
 
 def _text_value(value: object) -> str | None:
@@ -518,9 +633,45 @@ def _links(e: Event) -> dict[str, str | None]:
     return {column: _text_value(e.data.get(key)) for key, column in _LINK_FIELDS}
 
 
+_UPDATE_REGISTRY_PG = sa.text(
+    """UPDATE registry SET
+        state = b.b_state,
+        last_event_id = b.b_event,
+        print_count = registry.print_count + b.b_prints,
+        reprint_count = registry.reprint_count + b.b_reprints,
+        job_ticket = COALESCE(b.b_jt, registry.job_ticket),
+        token = COALESCE(b.b_tk, registry.token),
+        linked_work_order = COALESCE(b.b_wo, registry.linked_work_order),
+        linked_at = COALESCE(b.b_linked, registry.linked_at),
+        updated_at = :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS b(
+        b_serial VARCHAR(40), b_state VARCHAR(16), b_event VARCHAR(36), b_prints INTEGER,
+        b_reprints INTEGER, b_jt VARCHAR(64), b_tk VARCHAR(64), b_wo VARCHAR(64),
+        b_linked TIMESTAMP WITH TIME ZONE)
+    WHERE registry.serial = b.b_serial"""
+).bindparams(sa.bindparam("now", type_=T.TS), sa.bindparam("rows", type_=sa.Text))
+
+
+def _update_registry_pg(conn: Connection, updates: list[dict[str, Any]], now: dt.datetime) -> None:
+    """Apply the batch's changes to known serials in one UPDATE ... FROM json_to_recordset.
+
+    The rows are locked first in serial order (as the row-by-row UPDATE of SQLite's path
+    does), so two batches that change the same serials cannot deadlock.
+    """
+    reg = T.registry.c
+    serials = [u["b_serial"] for u in updates]
+    conn.execute(
+        sa.select(reg.serial)
+        .where(_among(conn, reg.serial, serials))
+        .order_by(reg.serial)
+        .with_for_update()
+    )
+    rows = json.dumps(updates, default=_json_value, ensure_ascii=False)
+    conn.execute(_UPDATE_REGISTRY_PG, {"rows": rows, "now": now})
+
+
 def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
-    if writes.events:
-        conn.execute(T.events.insert(), writes.events)
+    _insert_rows(conn, T.events, writes.events)
     if writes.event_updates:
         conn.execute(
             T.events.update()
@@ -534,11 +685,10 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
             ),
             writes.event_updates,
         )
-    if writes.new_serials:
-        conn.execute(
-            T.registry.insert(), [writes.new_serials[k] for k in sorted(writes.new_serials)]
-        )
-    if writes.updates:
+    _insert_rows(conn, T.registry, [writes.new_serials[k] for k in sorted(writes.new_serials)])
+    if writes.updates and conn.dialect.name == "postgresql":
+        _update_registry_pg(conn, [writes.updates[k] for k in sorted(writes.updates)], now)
+    elif writes.updates:
         reg = T.registry.c
         conn.execute(
             T.registry.update()
@@ -558,8 +708,7 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
             ),
             [writes.updates[k] for k in sorted(writes.updates)],  # one lock order everywhere
         )
-    if writes.quarantine:
-        conn.execute(T.quarantine.insert(), writes.quarantine)
+    _insert_rows(conn, T.quarantine, writes.quarantine)
     for lease_id, seq in sorted(writes.raised_marks.items()):
         raise_mark(conn, lease_id, seq)
 
@@ -573,20 +722,13 @@ def ingest_batch(
     tolerance: dt.timedelta = dt.timedelta(minutes=5),
 ) -> IngestReport:
     """Judge and record a decoded batch; return one result per item, in order."""
-    parsed: dict[str, StandardSerial] = {}
-    serials: dict[str, StandardSerial | ProtocolError] = {}
     events = [item.event for item in items if item.event is not None]
-    for e in events:
-        if e.serial not in serials:
-            try:
-                serials[e.serial] = parsed[e.serial] = parse(e.serial)
-            except ProtocolError as exc:
-                serials[e.serial] = exc
+    serials = _parse_serials(events)
     results: list[EventResult] = []
     with store.write() as conn:
         # Serialise one agent's batches on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
         conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
-        judge = _Judge(agent, keyring, _read_view(conn, agent, events, parsed), now, tolerance)
+        judge = _Judge(agent, keyring, _read_view(conn, agent, events, serials), now, tolerance)
         for item in items:
             if item.event is None:
                 assert item.error is not None
@@ -626,14 +768,8 @@ def replay_events(
     if not replays:
         return []
     events = [r.event for r in replays]
-    parsed: dict[str, StandardSerial | ProtocolError] = {}
-    ok: dict[str, StandardSerial] = {}
-    for e in events:
-        try:
-            parsed[e.serial] = ok[e.serial] = parse(e.serial)
-        except ProtocolError as exc:
-            parsed[e.serial] = exc
-    view = _read_view(conn, replays[0].agent, events, ok)
+    parsed = _parse_serials(events)
+    view = _read_view(conn, replays[0].agent, events, parsed)
     view.seen.difference_update(e.event_id for e in events)
     writes = _Writes()
     judges: dict[str, _Judge] = {}
