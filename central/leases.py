@@ -114,25 +114,32 @@ def grant_lease(
     req: LeaseRequest,
     now: dt.datetime,
 ) -> LeaseResponse:
-    """Grant up to `req.size` fresh numbers of a scope; a repeated request gets the same lease."""
+    """Grant up to `req.size` fresh numbers of a scope; a repeated request gets the same lease.
+
+    What does not depend on other grants (the scope's type, category and date) is checked
+    before the write transaction, which then holds the write lock (SQLite) or the scope's
+    counter row (PostgreSQL) only for the cap arithmetic and the grant itself.
+    """
     counters = T.scope_counters
+    with store.read() as conn:
+        earlier = _earlier_grant(conn, agent, req)
+        if earlier is None:
+            _check_scope(conn, agent, req, config, now)
+    if earlier is not None:
+        return LeaseResponse(req.request_id, req.size, (grant_of(earlier, keyring),))
     with store.write() as conn:
         # One agent's lease requests run one at a time: the CLI and the service of a line may
         # repeat the same request id at the same moment (READ COMMITTED would let both grant).
-        conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
-        earlier = conn.execute(
-            sa.select(T.leases).where(
-                T.leases.c.agent_id == agent.id, T.leases.c.request_id == req.request_id
-            )
-        ).first()
+        # SQLite's write lock serialises every grant already.
+        if not store.is_sqlite:
+            conn.execute(store.lock_row(sa.select(T.agents.c.id).where(T.agents.c.id == agent.id)))
+        earlier = _earlier_grant(conn, agent, req)
         if earlier is not None:
             return LeaseResponse(req.request_id, req.size, (grant_of(earlier, keyring),))
-        _check_scope(conn, agent, req, config, now)
         version = active_key_version(conn)
         if version is None:
             raise Unavailable(ERR_KEY_UNAVAILABLE, "no master key yet: run lineledger-central init")
         keyring.master(version)  # fail before consuming numbers if the key is missing
-        size = _grant_size(conn, store, config, agent, req)
         conn.execute(
             store.insert(counters)
             .values(
@@ -144,6 +151,15 @@ def grant_lease(
             )
             .on_conflict_do_nothing()
         )
+        # Grants of one scope run one at a time from here (PostgreSQL: the counter's row lock,
+        # SQLite: the write lock), so the caps below count every lease granted before.
+        if not store.is_sqlite:
+            conn.execute(
+                store.lock_row(
+                    sa.select(counters.c.scope_key).where(counters.c.scope_key == req.scope.key)
+                )
+            )
+        size = _grant_size(conn, store, config, agent, req)
         # SET expressions read the row as it was, so last_grant_first gets the old next_seq.
         moved = conn.execute(
             counters.update()
@@ -166,6 +182,7 @@ def grant_lease(
                 "this category can be made on this date",
             )
         lease_id = new_id(now)
+        expires = lease_expiry(req.scope.prod_date, agent.timezone, config.lease_grace_days)
         conn.execute(
             T.leases.insert().values(
                 id=lease_id,
@@ -177,14 +194,29 @@ def grant_lease(
                 last_seq=last,
                 key_version=version,
                 granted_at=now,
-                expires_at=lease_expiry(
-                    req.scope.prod_date, agent.timezone, config.lease_grace_days
-                ),
+                expires_at=expires,
                 status="active",
             )
         )
-        row = conn.execute(sa.select(T.leases).where(T.leases.c.id == lease_id)).one()
-    return LeaseResponse(req.request_id, req.size, (grant_of(row, keyring),))
+    grant = LeaseGrant(
+        lease_id=lease_id,
+        scope=req.scope,
+        first=first,
+        last=last,
+        key=keyring.lease_key(version, lease_id),
+        key_version=version,
+        expires_at=format_ts(expires),
+    )
+    return LeaseResponse(req.request_id, req.size, (grant,))
+
+
+def _earlier_grant(conn: Connection, agent: AgentRef, req: LeaseRequest) -> Row[Any] | None:
+    """Return the lease an earlier request with the same id was granted, if any."""
+    return conn.execute(
+        sa.select(T.leases).where(
+            T.leases.c.agent_id == agent.id, T.leases.c.request_id == req.request_id
+        )
+    ).first()
 
 
 def allowed_serials(quantity: int, overage_pct: float) -> int:
@@ -225,12 +257,15 @@ def _grant_size(
     open work orders of that scope can still consume, so ten lines cannot exhaust a day's
     scope for work that does not exist.
     """
-    leases = conn.execute(
-        sa.select(T.leases).where(
-            T.leases.c.scope_key == req.scope.key, T.leases.c.status == "active"
-        )
-    ).all()
-    marks = high_waters(conn, leases)
+    # The active leases of the scope's type and category on every date, read once: the
+    # scope's own for the caps, all of them for the numbers used but not yet registered.
+    family = _active_leases_of_family(conn, agent, req.scope)
+    tops = _registry_tops(conn, [r.id for r in family])
+    # What high_waters() returns for active leases, without querying the registry again.
+    marks = {
+        r.id: max(r.first_seq - 1, r.reported_hw or 0, tops.get(r.id, (0, 0))[0]) for r in family
+    }
+    leases = [r for r in family if r.scope_key == req.scope.key]
     unused_mine = sum(r.last_seq - marks[r.id] for r in leases if r.agent_id == agent.id)
     unused_all = sum(r.last_seq - marks[r.id] for r in leases)
     cap = config.lease_pool_target + config.lease_block
@@ -242,7 +277,7 @@ def _grant_size(
         )
     orders = _open_work_orders(conn, agent, req.scope)
     remaining = {r.number: max(0, allowed_serials(r.quantity, r.overage_pct) - r.n) for r in orders}
-    unsynced_mine, unsynced_all = _used_not_registered(conn, agent, req.scope)
+    unsynced_mine, unsynced_all = _used_not_registered(agent, family, marks, tops)
     line_need = (
         sum(remaining[r.number] for r in orders if r.line in (None, agent.line)) - unsynced_mine
     )
@@ -264,37 +299,57 @@ def _grant_size(
     return size
 
 
-def _used_not_registered(conn: Connection, agent: AgentRef, scope: Scope) -> tuple[int, int]:
+def _active_leases_of_family(conn: Connection, agent: AgentRef, scope: Scope) -> list[Row[Any]]:
+    """Return the tenant's active leases of the scope's type and category, on any date."""
+    prefix = f"{scope.org}-{scope.ptype}-{scope.category}-"
+    return list(
+        conn.execute(
+            sa.select(
+                T.leases.c.id,
+                T.leases.c.agent_id,
+                T.leases.c.scope_key,
+                T.leases.c.first_seq,
+                T.leases.c.last_seq,
+                T.leases.c.reported_hw,
+            ).where(
+                T.leases.c.tenant_id == agent.tenant_id,
+                T.leases.c.status == "active",
+                T.leases.c.scope_key.like(prefix + "%"),
+            )
+        ).all()
+    )
+
+
+def _registry_tops(conn: Connection, lease_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Return the highest registered number and the count of registered serials per lease."""
+    reg = T.registry.c
+    tops: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(lease_ids), 500):
+        for lease_id, top, count in conn.execute(
+            sa.select(reg.lease_id, sa.func.max(reg.seq), sa.func.count())
+            .where(reg.lease_id.in_(lease_ids[i : i + 500]))
+            .group_by(reg.lease_id)
+        ):
+            tops[lease_id] = (top, count)
+    return tops
+
+
+def _used_not_registered(
+    agent: AgentRef,
+    leases: Sequence[Row[Any]],
+    marks: dict[str, int],
+    tops: dict[str, tuple[int, int]],
+) -> tuple[int, int]:
     """Return numbers the lines reported used whose facts have not arrived (mine, all).
 
     They belong to the open work orders of the scope's type and category (on any date) just
-    as registered serials do, so the need for more numbers is that much smaller.
+    as registered serials do, so the need for more numbers is that much smaller. `leases`
+    are the active leases of that type and category, `marks` their high-water marks, `tops`
+    their registered (highest number, count).
     """
-    prefix = f"{scope.org}-{scope.ptype}-{scope.category}-"
-    leases = conn.execute(
-        sa.select(T.leases).where(
-            T.leases.c.tenant_id == agent.tenant_id,
-            T.leases.c.status == "active",
-            T.leases.c.scope_key.like(prefix + "%"),
-        )
-    ).all()
-    if not leases:
-        return 0, 0
-    marks = high_waters(conn, leases)
-    reg = T.registry.c
-    registered: dict[str, int] = {}
-    ids = [r.id for r in leases]
-    for i in range(0, len(ids), 500):
-        registered.update(
-            conn.execute(
-                sa.select(reg.lease_id, sa.func.count())
-                .where(reg.lease_id.in_(ids[i : i + 500]))
-                .group_by(reg.lease_id)
-            ).all()
-        )
     mine = every = 0
     for r in leases:
-        unsynced = max(0, marks[r.id] - r.first_seq + 1 - registered.get(r.id, 0))
+        unsynced = max(0, marks[r.id] - r.first_seq + 1 - tops.get(r.id, (0, 0))[1])
         every += unsynced
         if r.agent_id == agent.id:
             mine += unsynced
