@@ -29,7 +29,8 @@ def derive_lease_key(master_key: bytes, lease_id: str) -> bytes:
 
 def compute_mac(lease_key: bytes, body: str) -> str:
     """Return the four-character MAC of a serial body under a lease key."""
-    digest = hmac.new(lease_key, body.encode("ascii"), hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, no Python HMAC object per serial.
+    digest = hmac.digest(lease_key, body.encode("ascii"), "sha256")
     return encode_bits(int.from_bytes(digest[:3], "big") >> 4, MAC_CHARS)
 
 
