@@ -97,6 +97,7 @@ def edge_run(home: str, count: int, marks: bool) -> dict[str, Any]:
         cpu = time.process_time()
         started = clock()
         with MarksReporter(agent) as reporter:
+            reporter.ride_on(issuer)  # as edge_agent/cli.py wires them
             for done in range(count):
                 t = clock()
                 try:

@@ -223,6 +223,7 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
     issuer = Issuer(agent)
     jobs: list[int] = []
     with MarksReporter(agent) as reporter:
+        reporter.ride_on(issuer)
         for done in range(count):
             try:
                 issued = issuer.issue(work_order, printer_url=printer_url)

@@ -17,6 +17,7 @@ central is reachable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -42,8 +43,9 @@ CLOSED_BY_CENTRAL = ("returned", "expired", "revoked")
 OPEN_HERE = ("active", "returning")
 
 
+@functools.cache
 def agent_version() -> str:
-    """Return this agent's version, as reconcile requests carry it."""
+    """Return this agent's version, as reconcile requests carry it (read once a process)."""
     try:
         return metadata.version("lineledger")[:32]
     except metadata.PackageNotFoundError:
