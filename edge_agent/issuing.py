@@ -28,6 +28,7 @@ from edge_agent.errors import (
 from edge_agent.pool import production_date, scope_for
 from protocol.errors import ProtocolError
 from protocol.events import Event
+from protocol.keys import LeaseMac
 from protocol.lifecycle import ISSUED, VOIDED, next_state
 from protocol.messages import WorkOrderInfo
 from protocol.serials import Scope, ScopeRenderer, render
@@ -246,7 +247,7 @@ class Issuer:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, LeaseMac] = {}
         self._renderers: dict[tuple[str, str, dt.date], ScopeRenderer] = {}
         self._identity = agent.identity()
         # e.g. the high-water marks central acknowledged (edge_agent.marks): noted in the
@@ -254,12 +255,12 @@ class Issuer:
         # their own.
         self.rider: Rider | None = None
 
-    def _key(self, lease_id: str, key_hex: str) -> bytes:
+    def _key(self, lease_id: str, key_hex: str) -> LeaseMac:
         key = self._keys.get(lease_id)
         if key is None:
             if len(self._keys) >= _CACHE_MAX:
                 self._keys.clear()
-            key = self._keys[lease_id] = bytes.fromhex(key_hex)
+            key = self._keys[lease_id] = LeaseMac(bytes.fromhex(key_hex))
         return key
 
     def _renderer(self, ptype: str, category: str, prod_date: dt.date) -> ScopeRenderer:

@@ -14,7 +14,7 @@ from protocol.checkchar import (
     mod37_36_state,
 )
 from protocol.errors import ProtocolError
-from protocol.keys import compute_mac, derive_lease_key
+from protocol.keys import LeaseMac, compute_mac, derive_lease_key
 from protocol.serials import (
     MAX_SEQ,
     Scope,
@@ -58,13 +58,18 @@ def test_check_char_from_a_prefix_state(prefix, rest):
 
 @given(scopes, seqs, keys)
 def test_scope_renderer_renders_what_render_renders(scope, seq, key):
-    assert ScopeRenderer(scope).render(seq, key) == render(scope, seq, key)
+    assert ScopeRenderer(scope).render(seq, LeaseMac(key)) == render(scope, seq, key)
+
+
+@given(st.binary(max_size=100), st.text(alphabet="ABC0123456789-", max_size=40))
+def test_lease_mac_is_compute_mac(key, body):
+    assert LeaseMac(key).mac(body) == compute_mac(key, body)
 
 
 @pytest.mark.parametrize("seq", [0, MAX_SEQ + 1, True, -3, 1.0])
 def test_scope_renderer_refuses_what_render_refuses(seq):
     with pytest.raises(ProtocolError) as caught:
-        ScopeRenderer(SCOPE).render(seq, KEY)
+        ScopeRenderer(SCOPE).render(seq, LeaseMac(KEY))
     assert caught.value.code == E.ERR_SERIAL_SEQ
 
 
