@@ -61,7 +61,7 @@ def high_water(row: sqlite3.Row) -> int:
 
 def outbox_summary(agent: Agent) -> dict[str, float]:
     """Return the outbox figures a reconcile request carries."""
-    counts = outbox.counts(agent)
+    counts = outbox.waiting(agent)
     out: dict[str, float] = {"pending": counts["pending"], "dead": counts["dead"]}
     age = outbox.oldest_pending_age(agent, time.time())
     if age is not None:
