@@ -132,7 +132,9 @@ class MarksReporter:
                     # the issuing loop leaves the store free, so reports keep their pace.
                     with self._acks_lock:
                         self._acks.update(sent)
-                    if self._issuer is None:  # else the next issuing transaction notes them
+                    # Riding on an issuer, the next issuing transaction notes them; at the
+                    # end, `finish` does.
+                    if self._issuer is None and not self._stopped:
                         self._note_acks(wait=False)
                     self.reports += 1
                     return True
