@@ -110,6 +110,7 @@ def issue_api(home: str, work_order: str, count: int, marks: bool) -> dict[str, 
         rollback.marks_request, rollback.answer_is_routine = watched_request, watched_answer
         started = time.perf_counter()
         with MarksReporter(agent) as reporter:
+            reporter.ride_on(issuer)  # as edge_agent/cli.py wires them
             for done in range(count):
                 t = time.perf_counter()
                 try:

@@ -223,6 +223,7 @@ def issue(ctx: _Ctx, work_order: str, count: int, do_print: bool, printer: str |
     issuer = Issuer(agent)
     jobs: list[int] = []
     with MarksReporter(agent) as reporter:
+        reporter.ride_on(issuer)
         for done in range(count):
             try:
                 issued = issuer.issue(work_order, printer_url=printer_url)
@@ -444,7 +445,7 @@ def run(
     The printer it serves (--printer, else printer_url in edge.toml) is recorded as the
     line's printer, which `issue --print`, `reprint` and `spawn --print` use by default.
     """
-    from edge_agent.service import Service, configure_logging
+    from edge_agent.service import Service, configure_logging, trace_memory
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -465,6 +466,7 @@ def run(
     service = Service(agent, line_printer, scanner)
     gc.collect()
     gc.freeze()  # long-lived startup objects stay out of the collector's full passes
+    trace_memory()  # only with LINELEDGER_EDGE_TRACEMALLOC set
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

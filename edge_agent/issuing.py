@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from edge_agent.agent import OVERRIDE_KEY, REVOKED_ADVICE, REVOKED_KEY, Agent
 from edge_agent.clock import REFUSE, describe, state_of
@@ -28,9 +28,10 @@ from edge_agent.errors import (
 from edge_agent.pool import production_date, scope_for
 from protocol.errors import ProtocolError
 from protocol.events import Event
+from protocol.keys import LeaseMac
 from protocol.lifecycle import ISSUED, VOIDED, next_state
 from protocol.messages import WorkOrderInfo
-from protocol.serials import Scope, render
+from protocol.serials import Scope, ScopeRenderer, render
 from protocol.timefmt import format_ts
 
 
@@ -205,19 +206,76 @@ def next_serial(agent: Agent, work_order: str, now: dt.datetime | None = None) -
     )
 
 
+# Issuing's own statements: the work order's count and the standing check in one statement,
+# the next number claimed in another (each answers with what the rest of the transaction
+# needs). A refusal falls back to the checks one by one, so it says what it always said.
+_CLAIM_ALLOWANCE = (
+    "UPDATE work_orders SET issued_local = issued_local + :n WHERE number = :wo "
+    "AND status = 'open' AND (allowed IS NULL OR issued_local + consumed_elsewhere + :n "
+    "<= allowed) AND NOT EXISTS (SELECT 1 FROM meta WHERE key = :revoked) "
+    "RETURNING ptype, category"
+)
+_CLAIM_NUMBER = (
+    "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = (SELECT lease_id FROM leases "
+    "WHERE scope_key = ? AND status = 'active' AND next_seq <= last_seq ORDER BY first_seq "
+    "LIMIT 1) RETURNING lease_id, next_seq - 1, key_hex"
+)
+_INSERT_SERIAL = (
+    "INSERT INTO serials(serial, scope_key, seq, lease_id, work_order, issued_at, "
+    "event_id, state, job_ticket) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
+    "VALUES (?, ?, ?, ?, ?, 'pending')"
+)
+_INSERT_JOB = (
+    "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at) "
+    "VALUES (?, ?, 'print', 'queued', ?)"
+)
+_CACHE_MAX = 256  # lease keys and scopes kept; a long-lived issuer forgets the oldest
+
+
+class Rider(Protocol):
+    """Writes that ride along in the next issuing transaction instead of one of their own."""
+
+    def ride(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
+        """Write inside the issuing transaction; return what to call once it committed."""
+
+
 class Issuer:
     """Issue serials of one agent, keeping lease keys and scopes parsed between calls."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, LeaseMac] = {}
+        self._renderers: dict[tuple[str, str, dt.date], ScopeRenderer] = {}
         self._identity = agent.identity()
+        # e.g. the high-water marks central acknowledged (edge_agent.marks): noted in the
+        # next issuing transaction, so they cost no commit (and no wait for the lock) of
+        # their own.
+        self.rider: Rider | None = None
 
-    def _key(self, lease_id: str, key_hex: str) -> bytes:
+    def _key(self, lease_id: str, key_hex: str) -> LeaseMac:
         key = self._keys.get(lease_id)
         if key is None:
-            key = self._keys[lease_id] = bytes.fromhex(key_hex)
+            if len(self._keys) >= _CACHE_MAX:
+                self._keys.clear()
+            key = self._keys[lease_id] = LeaseMac(bytes.fromhex(key_hex))
         return key
+
+    def _renderer(self, ptype: str, category: str, prod_date: dt.date) -> ScopeRenderer:
+        renderer = self._renderers.get((ptype, category, prod_date))
+        if renderer is None:
+            if len(self._renderers) >= _CACHE_MAX:
+                self._renderers.clear()
+            scope = Scope(self._identity.org, ptype, category, prod_date)
+            renderer = self._renderers[(ptype, category, prod_date)] = ScopeRenderer(scope)
+        return renderer
+
+    def _clock_refuses(self) -> bool:
+        cfg = self.agent.config
+        offset = self.agent.clock.offset()
+        return state_of(offset, cfg.clock_warn_seconds, cfg.clock_limit_seconds) == REFUSE
 
     def issue(
         self, work_order: str, now: dt.datetime | None = None, printer_url: str | None = None
@@ -237,61 +295,69 @@ class Issuer:
         """Issue `count` serials in one transaction: all of them or none.
 
         A job ticket reserves them for its pieces (`issued` events carry it in their data);
-        `before` checks more rules inside the transaction.
+        `before` checks more rules inside the transaction. Every serial is committed
+        (`synchronous=FULL`) before this returns.
         """
         now = now or self.agent.now()
-        wo = self.agent.work_order(work_order)
-        scope: Scope = scope_for(self._identity, wo, production_date(self._identity, now))
+        prod_date = production_date(self._identity, now)
         stamp = format_ts(now)
         data = {"job_ticket": job_ticket} if job_ticket else {}
+        landed = None
         with self.agent.store.write() as conn:
-            check_standing(self.agent, conn)
-            if before is not None:
-                before(conn)
-            consume_allowance(conn, wo, count)
-            return [
-                self._issue_one(conn, scope, wo, stamp, printer_url, data) for _ in range(count)
+            claimed = None
+            if before is None:
+                params = {"n": count, "wo": work_order, "revoked": REVOKED_KEY}
+                claimed = conn.execute(_CLAIM_ALLOWANCE, params).fetchall()
+            if claimed:
+                if self._clock_refuses():
+                    check_standing(self.agent, conn)  # raises unless a supervisor overrode
+                ptype, category = claimed[0]
+            else:
+                # Refused (or rules of the caller's to check first): the checks one by one.
+                wo = self.agent.work_order(work_order)
+                check_standing(self.agent, conn)
+                if before is not None:
+                    before(conn)
+                consume_allowance(conn, wo, count)
+                ptype, category = wo.ptype, wo.category
+            renderer = self._renderer(ptype, category, prod_date)
+            issued = [
+                self._issue_one(conn, renderer, work_order, stamp, printer_url, data)
+                for _ in range(count)
             ]
+            if self.rider is not None:
+                landed = self.rider.ride(conn)
+        if landed is not None:
+            landed()
+        return issued
 
     def _issue_one(
         self,
         conn: sqlite3.Connection,
-        scope: Scope,
-        wo: WorkOrderInfo,
+        renderer: ScopeRenderer,
+        work_order: str,
         stamp: str,
         printer_url: str | None,
         data: dict[str, Any],
     ) -> Issued:
-        row = conn.execute(_NEXT_NUMBER, (scope.key,)).fetchone()
-        if row is None:
-            raise _pool_empty(scope)
-        seq = row["next_seq"]
-        conn.execute(
-            "UPDATE leases SET next_seq = next_seq + 1 WHERE lease_id = ?", (row["lease_id"],)
-        )
-        serial = render(scope, seq, self._key(row["lease_id"], row["key_hex"]))
+        rows = conn.execute(_CLAIM_NUMBER, (renderer.key,)).fetchall()
+        if not rows:
+            raise _pool_empty(renderer.scope)
+        lease_id, seq, key_hex = rows[0]
+        serial = renderer.render(seq, self._key(lease_id, key_hex))
         event_id = self.agent.new_event_id()
-        event = Event(event_id, ISSUED, serial, stamp, row["lease_id"], wo.number, data)
+        event = Event(event_id, ISSUED, serial, stamp, lease_id, work_order, data)
         job_ticket = data.get("job_ticket")
         conn.execute(
-            "INSERT INTO serials(serial, scope_key, seq, lease_id, work_order, issued_at, "
-            "event_id, state, job_ticket) VALUES (?, ?, ?, ?, ?, ?, ?, 'issued', ?)",
-            (serial, scope.key, seq, row["lease_id"], wo.number, stamp, event_id, job_ticket),
+            _INSERT_SERIAL,
+            (serial, renderer.key, seq, lease_id, work_order, stamp, event_id, job_ticket),
         )
-        conn.execute(
-            "INSERT INTO outbox(event_id, serial, type, body, created_at, status) "
-            "VALUES (?, ?, ?, ?, ?, 'pending')",
-            (event_id, serial, ISSUED, event.to_json(), stamp),
-        )
+        conn.execute(_INSERT_EVENT, (event_id, serial, ISSUED, event.to_json(), stamp))
         job = None
         if printer_url:
-            job = conn.execute(
-                "INSERT INTO print_jobs(serial, printer_url, kind, status, created_at) "
-                "VALUES (?, ?, 'print', 'queued', ?)",
-                (serial, printer_url, stamp),
-            ).lastrowid
+            job = conn.execute(_INSERT_JOB, (serial, printer_url, stamp)).lastrowid
         return Issued(
-            serial, event_id, seq, scope.key, row["lease_id"], wo.number, stamp, job, job_ticket
+            serial, event_id, seq, renderer.key, lease_id, work_order, stamp, job, job_ticket
         )
 
 

@@ -15,13 +15,18 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from edge_agent import rollback
 from edge_agent.agent import Agent
 from edge_agent.client import CentralClient
 from edge_agent.errors import CentralRefused, CentralUnreachable, EdgeError
 from protocol.timefmt import format_ts
+
+if TYPE_CHECKING:
+    from edge_agent.issuing import Issuer
 
 log = logging.getLogger("lineledger.edge")
 
@@ -49,6 +54,8 @@ class MarksReporter:
         self._count_lock = threading.Lock()
         self._client: CentralClient | None = None
         self._acks: dict[str, int] = {}  # marks central acknowledged, not yet written down
+        self._acks_lock = threading.Lock()
+        self._issuer: Issuer | None = None  # the issuing loop that notes them (ride_on)
         self._thread = threading.Thread(target=self._run, name="marks-reporter", daemon=True)
 
     def __enter__(self) -> MarksReporter:
@@ -64,6 +71,33 @@ class MarksReporter:
         tb: TracebackType | None,
     ) -> None:
         self.finish()
+
+    def ride_on(self, issuer: Issuer) -> None:
+        """Let `issuer` note acknowledged marks inside its next issuing transaction.
+
+        Noted in a transaction of their own, they cost a commit (a disk flush) and, when the
+        reporter takes the lock just before the issuing loop wants it, a wait of the next
+        serial for the lock; riding along they cost neither.
+        """
+        issuer.rider = self
+        self._issuer = issuer
+
+    def ride(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
+        """Note the acknowledged marks in the caller's transaction (see `ride_on`)."""
+        with self._acks_lock:
+            if not self._acks:
+                return None
+            acks = dict(self._acks)
+        for sql, params in rollback.ack_statements(acks, format_ts(self.agent.now())):
+            conn.execute(sql, params)
+        return lambda: self._forget(acks)
+
+    def _forget(self, noted: dict[str, int]) -> None:
+        """Drop the acks a committed transaction noted (unless a newer one came meanwhile)."""
+        with self._acks_lock:
+            for lease_id, mark in noted.items():
+                if self._acks.get(lease_id) == mark:
+                    del self._acks[lease_id]
 
     def issued(self, count: int = 1) -> None:
         """Count serials just issued; wake the reporter when a report is due."""
@@ -96,12 +130,17 @@ class MarksReporter:
                 if rollback.answer_is_routine(self.agent, resp):
                     # Central has the marks now; noting that locally can wait for a moment
                     # the issuing loop leaves the store free, so reports keep their pace.
-                    self._acks.update(sent)
-                    self._note_acks(wait=False)
+                    with self._acks_lock:
+                        self._acks.update(sent)
+                    # Riding on an issuer, the next issuing transaction notes them; at the
+                    # end, `finish` does.
+                    if self._issuer is None and not self._stopped:
+                        self._note_acks(wait=False)
                     self.reports += 1
                     return True
                 guard = rollback.apply_answer(self.agent, resp, sent, rollback.MARKS)
-                self._acks.clear()
+                with self._acks_lock:
+                    self._acks.clear()
             except CentralUnreachable as exc:
                 self._requeue(pending)
                 self.failures += 1
@@ -124,16 +163,18 @@ class MarksReporter:
 
     def _note_acks(self, wait: bool) -> None:
         """Write the acknowledged marks down (now if `wait`, else only if the store is free)."""
-        if not self._acks:
+        with self._acks_lock:
+            acks = dict(self._acks)
+        if not acks:
             return
-        statements = rollback.ack_statements(self._acks, format_ts(self.agent.now()))
+        statements = rollback.ack_statements(acks, format_ts(self.agent.now()))
         if wait:
             with self.agent.store.write() as conn:
                 for sql, params in statements:
                     conn.execute(sql, params)
-            self._acks.clear()
+            self._forget(acks)
         elif self.agent.store.try_write(statements):
-            self._acks.clear()
+            self._forget(acks)
 
     def _requeue(self, count: int) -> None:
         with self._count_lock:
@@ -141,6 +182,10 @@ class MarksReporter:
 
     def finish(self) -> None:
         """Stop the thread and send the last report (skipped while central is down)."""
+        if self._issuer is not None:
+            if self._issuer.rider is self:
+                self._issuer.rider = None
+            self._issuer = None  # the last acks are noted below, in a transaction of their own
         self._stopped = True
         self._wake.set()
         if self._thread.is_alive():

@@ -47,6 +47,17 @@ def counts(agent: Agent) -> dict[str, int]:
     return {s: found.get(s, 0) for s in (PENDING, DEAD, REJECTED, QUARANTINED, DONE)}
 
 
+def waiting(agent: Agent) -> dict[str, int]:
+    """Return the pending and dead events only: a look at those index ranges, not a count of
+    every delivered event kept for the retention (the marks reports ask every 50 serials)."""
+    rows = agent.store.conn().execute(
+        "SELECT status, COUNT(*) AS n FROM outbox WHERE status IN (?, ?) GROUP BY status",
+        (PENDING, DEAD),
+    )
+    found = {r["status"]: r["n"] for r in rows}
+    return {PENDING: found.get(PENDING, 0), DEAD: found.get(DEAD, 0)}
+
+
 def oldest_pending_age(agent: Agent, now: float) -> float | None:
     """Return the age in seconds of the oldest pending event, if any."""
     row = (

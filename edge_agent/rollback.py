@@ -17,6 +17,7 @@ central is reachable.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -42,8 +43,9 @@ CLOSED_BY_CENTRAL = ("returned", "expired", "revoked")
 OPEN_HERE = ("active", "returning")
 
 
+@functools.cache
 def agent_version() -> str:
-    """Return this agent's version, as reconcile requests carry it."""
+    """Return this agent's version, as reconcile requests carry it (read once a process)."""
     try:
         return metadata.version("lineledger")[:32]
     except metadata.PackageNotFoundError:
@@ -59,7 +61,7 @@ def high_water(row: sqlite3.Row) -> int:
 
 def outbox_summary(agent: Agent) -> dict[str, float]:
     """Return the outbox figures a reconcile request carries."""
-    counts = outbox.counts(agent)
+    counts = outbox.waiting(agent)
     out: dict[str, float] = {"pending": counts["pending"], "dead": counts["dead"]}
     age = outbox.oldest_pending_age(agent, time.time())
     if age is not None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -29,6 +32,37 @@ from edge_agent.web import BackgroundServer, create_operator_app, operator_serve
 
 log = logging.getLogger("lineledger.edge")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+TRACEMALLOC_ENV = "LINELEDGER_EDGE_TRACEMALLOC"
+
+
+def trace_memory() -> None:
+    """With LINELEDGER_EDGE_TRACEMALLOC=FILE, trace the heap; SIGUSR1 writes its growth to FILE.
+
+    For finding what grows in a service that runs for months (bench/bench_edge_rss.py):
+    the top allocation sites by growth since this call, 25 frames deep.
+    """
+    target = os.environ.get(TRACEMALLOC_ENV)
+    if not target:
+        return
+    import tracemalloc
+
+    tracemalloc.start(25)
+    baseline = tracemalloc.take_snapshot()
+
+    def dump(*_: Any) -> None:
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        stats = snapshot.compare_to(baseline, "traceback")
+        lines = [f"traced now {tracemalloc.get_traced_memory()[0] / 2**20:.2f} MiB"]
+        for stat in stats[:15]:
+            lines.append(str(stat))
+            lines.extend("    " + line for line in stat.traceback.format()[-8:])
+        Path(target).write_text("\n".join(lines) + "\n")
+
+    signal.signal(signal.SIGUSR1, dump)
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -21,6 +21,12 @@ import sqlite_utils
 from edge_agent.errors import ERR_DISK_FULL, ERR_STORE_IO, ERR_STORE_READ_ONLY, EdgeError
 
 DB_NAME = "edge.db"
+# Pages the WAL may hold before a commit copies them into the database file (SQLite's default
+# is 1,000). An issued serial writes about 11 pages (the serial, its event, their indexes, the
+# lease and the work order), so at the default one serial in about 90 paid for a checkpoint
+# (two more disk flushes): over 1 %, right in the p99. At 10,000 it is one in about 900, for
+# a WAL of at most about 40 MB. Every commit is still flushed (synchronous=FULL).
+WAL_AUTOCHECKPOINT = 10_000
 
 _SCHEMA: dict[str, dict[str, Any]] = {
     "meta": {"columns": {"key": str, "value": str}, "pk": "key"},
@@ -310,6 +316,7 @@ class EdgeStore:
                     os.chmod(self.path, 0o600)  # the file holds lease keys and the agent token
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
                 conn.execute("PRAGMA busy_timeout=30000")
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:

@@ -7,8 +7,7 @@ _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 _M = 36
 
 
-def _product(data: str) -> int:
-    product = _M
+def _product(data: str, product: int = _M) -> int:
     for char in data:
         value = _VALUE.get(char)
         if value is None:
@@ -21,6 +20,16 @@ def _product(data: str) -> int:
 def mod37_36(data: str) -> str:
     """Return the check character that makes `data` + check valid under MOD 37,36."""
     return ALPHABET[(_M + 1 - _product(data)) % _M]
+
+
+def mod37_36_state(prefix: str) -> int:
+    """Return the running state after `prefix`, for `mod37_36_after` (a fixed prefix once)."""
+    return _product(prefix)
+
+
+def mod37_36_after(state: int, rest: str) -> str:
+    """Return `mod37_36(prefix + rest)` given `state = mod37_36_state(prefix)`."""
+    return ALPHABET[(_M + 1 - _product(rest, state)) % _M]
 
 
 def is_valid_mod37_36(data_with_check: str) -> bool:

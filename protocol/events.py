@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from protocol import schema
@@ -27,6 +28,10 @@ QUARANTINED = "quarantined"
 REJECTED = "rejected"
 RETRY = "retry"
 RESULT_STATUSES = (ACCEPTED, DUPLICATE, QUARANTINED, REJECTED, RETRY)
+
+# What json.dumps (ensure_ascii, the default) writes for a string, and for the version field.
+_json_str = encode_basestring_ascii
+_VERSION_FIELD = ',"v":' + json.dumps(schema.SCHEMA_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +64,37 @@ class Event:
         return out
 
     def to_json(self) -> str:
-        """Return the wire form as compact JSON."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        """Return the wire form as compact JSON (keys sorted).
+
+        An event without data (most of them: every `issued` event) is written field by field
+        with json's own string encoder, which gives the very text `json.dumps` gives.
+        """
+        lease_id, work_order = self.lease_id, self.work_order
+        if (
+            self.data
+            or type(self.event_id) is not str
+            or type(self.type) is not str
+            or type(self.serial) is not str
+            or type(self.occurred_at) is not str
+            or (lease_id is not None and type(lease_id) is not str)
+            or (work_order is not None and type(work_order) is not str)
+        ):
+            return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        text = '{"event_id":' + _json_str(self.event_id)
+        if lease_id is not None:
+            text += ',"lease_id":' + _json_str(lease_id)
+        text += (
+            ',"occurred_at":'
+            + _json_str(self.occurred_at)
+            + ',"serial":'
+            + _json_str(self.serial)
+            + ',"type":'
+            + _json_str(self.type)
+            + _VERSION_FIELD
+        )
+        if work_order is not None:
+            text += ',"work_order":' + _json_str(work_order)
+        return text + "}"
 
     @classmethod
     def from_dict(cls, value: object) -> Event:

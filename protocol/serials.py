@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass
 
 from protocol import errors as E
-from protocol.checkchar import mod37_36
+from protocol.checkchar import mod37_36, mod37_36_after, mod37_36_state
 from protocol.crockford import is_crockford, normalise
 from protocol.errors import ProtocolError
-from protocol.keys import compute_mac, mac_matches
+from protocol.keys import LeaseMac, compute_mac, mac_matches
 
 MAX_SEQ = 99_999
 MIN_LENGTH = 31  # 2+3+2 field letters, 8 date, 5 seq, 4 mac, 1 chk, 6 hyphens
@@ -111,6 +111,30 @@ def render(scope: Scope, seq: int, lease_key: bytes) -> str:
     mac = compute_mac(lease_key, serial_body)
     head = f"{serial_body}-{mac}"
     return f"{head}-{mod37_36(head.replace('-', ''))}"
+
+
+class ScopeRenderer:
+    """Render serials of one scope, with what every serial of it shares worked out once.
+
+    `render(seq, LeaseMac(key))` equals `render(scope, seq, key)`: the scope's key and the
+    check character's running state over it are computed here, the lease key's HMAC pads in
+    `LeaseMac`, not for every serial.
+    """
+
+    __slots__ = ("scope", "key", "_state")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.key = scope.key
+        self._state = mod37_36_state(self.key.replace("-", ""))
+
+    def render(self, seq: int, lease_mac: LeaseMac) -> str:
+        """Render the serial of number `seq`, authenticated with a lease's key."""
+        if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+            body(self.scope, seq)  # raises ERR_SERIAL_SEQ as `render` does
+        digits = f"{seq:05d}"
+        mac = lease_mac.mac(f"{self.key}-{digits}")
+        return f"{self.key}-{digits}-{mac}-{mod37_36_after(self._state, digits + mac)}"
 
 
 def parse(text: object) -> StandardSerial:

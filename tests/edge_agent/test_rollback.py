@@ -217,6 +217,41 @@ def test_marks_are_reported_while_issuing_and_at_the_end(agents, tenant):
     assert reporter.rollback is False
 
 
+def test_acknowledged_marks_ride_in_the_issuing_transaction(agents):
+    """With ride_on (as `issue` wires it), acks cost no transaction of their own."""
+    agent = agents.enroll(marks_every=5, marks_seconds=3600)
+    issuer = Issuer(agent)
+    own_writes = []
+    try_write = agent.store.try_write
+    agent.store.try_write = lambda statements: own_writes.append(statements) or False
+
+    def local_mark():
+        row = (
+            agent.store.conn()
+            .execute(
+                "SELECT MAX(COALESCE(reported_hw, 0)) FROM leases WHERE scope_key LIKE '%-HAT-%'"
+            )
+            .fetchone()
+        )
+        return row[0]
+
+    try:
+        with MarksReporter(agent) as reporter:
+            reporter.ride_on(issuer)
+            for _ in range(5):
+                issuer.issue("WO-HAT-1")
+                reporter.issued()
+            wait_for(lambda: reporter.reports >= 1)
+            first = issuer.issue("WO-HAT-1")  # notes the acknowledged mark as it commits
+            assert local_mark() >= 5
+            reporter.issued()
+        assert issuer.rider is None  # the command is over: nothing rides any more
+        assert own_writes == []
+        assert local_mark() == first.seq  # the last report, noted when the command ends
+    finally:
+        agent.store.try_write = try_write
+
+
 def test_reports_racing_with_issuing_never_skip_a_number(agents):
     agent = agents.enroll(marks_every=1, pool_target=2000, lease_block=2000, low_water=1000)
     issuer = Issuer(agent)

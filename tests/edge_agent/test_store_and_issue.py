@@ -7,6 +7,7 @@ import pytest
 from edge_agent import pool
 from edge_agent.errors import EdgeError
 from edge_agent.issuing import Issuer
+from edge_agent.store import WAL_AUTOCHECKPOINT
 from protocol.events import Event
 from protocol.serials import parse_authentic
 
@@ -16,6 +17,8 @@ def test_store_is_wal_full_sync_and_private(agents):
     conn = agent.store.conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    # Checkpoints are rarer than SQLite's default (one in ~900 serials, not ~90).
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT
     assert stat.S_IMODE(os.stat(agent.store.path).st_mode) == 0o600
     agent.store.init_schema()  # again: nothing breaks
 

@@ -6,10 +6,24 @@ from hypothesis import strategies as st
 from stdnum.iso7064 import mod_37_36
 
 from protocol import errors as E
-from protocol.checkchar import ALPHABET, is_valid_mod37_36, mod37_36
+from protocol.checkchar import (
+    ALPHABET,
+    is_valid_mod37_36,
+    mod37_36,
+    mod37_36_after,
+    mod37_36_state,
+)
 from protocol.errors import ProtocolError
-from protocol.keys import compute_mac, derive_lease_key
-from protocol.serials import MAX_SEQ, Scope, StandardSerial, parse, parse_authentic, render
+from protocol.keys import LeaseMac, compute_mac, derive_lease_key
+from protocol.serials import (
+    MAX_SEQ,
+    Scope,
+    ScopeRenderer,
+    StandardSerial,
+    parse,
+    parse_authentic,
+    render,
+)
 
 KEY = derive_lease_key(b"m" * 32, "lease-1")
 SCOPE = Scope("MA01", "HAT", "BAG", dt.date(2025, 11, 9))
@@ -34,6 +48,29 @@ def test_reference_shape():
 def test_check_char_agrees_with_python_stdnum(data):
     assert mod37_36(data) == mod_37_36.calc_check_digit(data)
     assert is_valid_mod37_36(data + mod37_36(data))
+
+
+@given(st.text(alphabet=ALPHABET, max_size=30), st.text(alphabet=ALPHABET, max_size=20))
+def test_check_char_from_a_prefix_state(prefix, rest):
+    if prefix + rest:
+        assert mod37_36_after(mod37_36_state(prefix), rest) == mod37_36(prefix + rest)
+
+
+@given(scopes, seqs, keys)
+def test_scope_renderer_renders_what_render_renders(scope, seq, key):
+    assert ScopeRenderer(scope).render(seq, LeaseMac(key)) == render(scope, seq, key)
+
+
+@given(st.binary(max_size=100), st.text(alphabet="ABC0123456789-", max_size=40))
+def test_lease_mac_is_compute_mac(key, body):
+    assert LeaseMac(key).mac(body) == compute_mac(key, body)
+
+
+@pytest.mark.parametrize("seq", [0, MAX_SEQ + 1, True, -3, 1.0])
+def test_scope_renderer_refuses_what_render_refuses(seq):
+    with pytest.raises(ProtocolError) as caught:
+        ScopeRenderer(SCOPE).render(seq, LeaseMac(KEY))
+    assert caught.value.code == E.ERR_SERIAL_SEQ
 
 
 @given(scopes, seqs, keys)
