@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-full services clean
+.PHONY: demo test lint bench bench-side bench-full services clean
 
 $(STAMP): pyproject.toml
 	@echo "make: creating $(VENV) and installing LineLedger with its test tools (1-5 minutes the first time)"
@@ -33,6 +33,12 @@ bench: $(STAMP)
 	$(PY) bench/bench_labels.py
 	$(PY) bench/bench_reconcile.py --agents 4 --events 2000
 	$(PY) bench/bench_issue_marks.py --serials 5000 --rounds 3
+
+# #8: the hot paths beside their yardsticks (needs wrk: apt-get install wrk), then each alone.
+bench-side: $(STAMP) services
+	$(PY) bench/bench_side_by_side.py --issue --leases
+	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_edge_rss.py --serials 200000
 
 bench-full: $(STAMP) services
 	$(PY) bench/bench_reconcile.py --runs 3

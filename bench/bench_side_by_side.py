@@ -64,12 +64,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SHIM = """import os, sys
+code = os.environ.get("LINELEDGER_BENCH_CODE")
+if code:  # serve an older checkout's code, not the editable install's
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+    sys.path.insert(0, code)
+"""
+
+
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], chdir: Path | None = None) -> Iterator[str]:
-    """Serve `app` under the production gunicorn setting with 2 workers; yield its URL."""
+def baseline_code(ref: str, tmp: Path) -> Iterator[Path]:
+    """Check out `ref` beside this tree (a detached git worktree); yield its folder."""
+    folder = tmp / "baseline"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(folder), ref],
+        check=True,
+        capture_output=True,
+    )
+    (tmp / "shim").mkdir()
+    (tmp / "shim" / "sitecustomize.py").write_text(SHIM)
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+            capture_output=True,
+        )
+
+
+@contextlib.contextmanager
+def gunicorn(
+    app: str, env: dict[str, str], chdir: Path | None = None, code: Path | None = None
+) -> Iterator[str]:
+    """Serve `app` under the production gunicorn setting with 2 workers; yield its URL.
+
+    `code`: serve that checkout's code with its own deploy/gunicorn.conf.py (`--baseline`).
+    """
     port = free_port()
     env = dict(env, LINELEDGER_BIND=f"127.0.0.1:{port}", LINELEDGER_WORKERS="2")
-    cmd = [GUNICORN, "-c", CONF]
+    conf = CONF
+    if code is not None:
+        conf = str(code / "deploy" / "gunicorn.conf.py")
+        env.update(LINELEDGER_BENCH_CODE=str(code), PYTHONPATH=str(code.parent / "shim"))
+    cmd = [GUNICORN, "-c", conf]
     if chdir:
         cmd += ["--chdir", str(chdir)]
     proc = subprocess.Popen(
@@ -194,11 +231,14 @@ def verify_side(db_kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         )
         env.pop("LINELEDGER_CENTRAL_CONFIG", None)
         out: dict[str, Any] = {"db": label, "registry": args.registry, "seed_s": round(seeded, 1)}
-        with (
-            gunicorn("hello_app:app", env, chdir=ROOT / "bench") as hello_url,
-            gunicorn("central:create_app()", env) as ll_url,
-        ):
+        with contextlib.ExitStack() as stack:
+            hello_url = stack.enter_context(gunicorn("hello_app:app", env, chdir=ROOT / "bench"))
+            ll_url = stack.enter_context(gunicorn("central:create_app()", env))
             sides = {"hello": (hello_url, ["/"]), "api": (ll_url, api), "page": (ll_url, page)}
+            if args.baseline:
+                code = stack.enter_context(baseline_code(args.baseline, tmp / f"base-{db_kind}"))
+                base_url = stack.enter_context(gunicorn("central:create_app()", env, code=code))
+                sides.update({"api@base": (base_url, api), "page@base": (base_url, page)})
             for url, paths in sides.values():  # warm up: imports, pools, caches
                 loadgen.closed_loop(url, paths, 2, args.connections)
             check = requests.get(ll_url + api[0], timeout=10).json()
@@ -215,6 +255,11 @@ def verify_side(db_kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             cpu = window.stop()
             capacity = statistics.median(r["rps"] for r in closed["api"])
             over = loadgen.open_loop(ll_url, api, args.overload * capacity, args.seconds)
+            out["overload_base"] = None
+            if args.baseline:  # the same offered rate, to the code before
+                out["overload_base"] = loadgen.open_loop(
+                    base_url, api, args.overload * capacity, args.seconds
+                )
         out.update(closed=closed, at_rate=at_rate, overload=over, cpu=cpu)
         return out
 
@@ -231,11 +276,11 @@ def report_verify(r: dict[str, Any], args: argparse.Namespace) -> None:
         f"{r['seed_s']} s; gunicorn 2 workers x 4 threads; limiter {args.limiter}) =="
     )
     print(f"closed loop, wrk {args.connections} connections, {args.rounds} x {args.seconds} s:")
-    for name in ("hello", "api", "page"):
+    for name in closed:
         rps = [x["rps"] for x in closed[name]]
         ratio = _med(closed[name], "rps") / hello if hello else float("nan")
         print(
-            f"  {name:5s} {_med(closed[name], 'rps'):8.1f} req/s (runs {rps}) "
+            f"  {name:9s} {_med(closed[name], 'rps'):8.1f} req/s (runs {rps}) "
             f"p50 {_med(closed[name], 'p50_ms')} ms p99 {_med(closed[name], 'p99_ms')} ms "
             f"= {ratio:.0%} of hello; server CPU {_med(closed[name], 'server_cpu_ms_per_req')} "
             f"ms/req; non-2xx {sum(x['non_2xx'] for x in closed[name])}"
@@ -244,21 +289,23 @@ def report_verify(r: dict[str, Any], args: argparse.Namespace) -> None:
     page = _med(closed["page"], "rps")
     print(f"  page / api: {page / api:.0%}")
     print(f"open loop at {args.rate:g} req/s offered, {args.seconds} s each (median of runs):")
-    for name in ("hello", "api", "page"):
+    for name in at_rate:
         rows = at_rate[name]
         print(
-            f"  {name:5s} served {_med(rows, 'ok_rps'):7.1f}/s  p50 {_med(rows, 'p50_ms')} ms"
+            f"  {name:9s} served {_med(rows, 'ok_rps'):7.1f}/s  p50 {_med(rows, 'p50_ms')} ms"
             f"  p99 {_med(rows, 'p99_ms')} ms  max {_med(rows, 'max_ms')} ms"
             f"  503s {sum(x['shed_503'] for x in rows)}  errors {[x['errors'] for x in rows]}"
         )
-    o = r["overload"]
-    print(
-        f"past saturation: {o['offered_rps']:.0f} req/s offered to the API "
-        f"({args.overload:g} x its closed-loop rate) for {args.seconds} s:\n"
-        f"  served {o['ok_rps']}/s, p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, "
-        f"max {o['max_ms']} ms; shed {o['shed_503']} with 503 (p99 {o['shed_p99_ms']} ms, "
-        f"Retry-After {o['retry_after']}); statuses {o['statuses']}; errors {o['errors']}"
-    )
+    for label, o in (("api", r["overload"]), ("api@base", r["overload_base"])):
+        if o is None:
+            continue
+        print(
+            f"past saturation ({label}): {o['offered_rps']:.0f} req/s offered to the API "
+            f"({args.overload:g} x its closed-loop rate) for {args.seconds} s:\n"
+            f"  served {o['ok_rps']}/s, p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, "
+            f"max {o['max_ms']} ms; shed {o['shed_503']} with 503 (p99 {o['shed_p99_ms']} ms,"
+            f" Retry-After {o['retry_after']}); statuses {o['statuses']}; errors {o['errors']}"
+        )
     print(f"  CPU during the rounds: {r['cpu']}")
 
 
@@ -276,6 +323,12 @@ def main() -> int:
     parser.add_argument("--issue-serials", type=int, default=3000)
     parser.add_argument("--leases", action="store_true", help="also 50 agents leasing")
     parser.add_argument("--json", action="store_true", help="also print the raw figures")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        help="a git ref (e.g. 6c45747) whose central is measured beside this one, "
+        "interleaved; its dependencies must be in this venv",
+    )
     args = parser.parse_args()
     loadgen.need_wrk()
     print(f"side by side on {benchkit.machine()}")

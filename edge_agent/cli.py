@@ -475,7 +475,11 @@ def run(
         {"ok": True, "operator_page": service.operator_url, "agent_id": agent.identity().agent_id}
     )
     try:
-        stop.wait()
+        # Wake twice a second: CPython runs a signal handler only when the main thread runs
+        # Python code, and a SIGTERM the kernel hands to another thread does not interrupt a
+        # wait without a timeout (seen: a `run` that never stopped).
+        while not stop.wait(0.5):
+            pass
     finally:
         service.stop()
         agent.close()

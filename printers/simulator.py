@@ -645,8 +645,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"listening {simulator.url}\n")
         sys.stdout.flush()
         try:
-            while True:
-                time.sleep(3600)
+            while True:  # short sleeps: a signal handed to another thread still gets handled
+                time.sleep(0.5)
         except SystemExit:
             pass
     return 0
