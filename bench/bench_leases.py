@@ -55,6 +55,7 @@ from benchkit import (  # noqa: E402
     Central,
     CpuWindow,
     category,
+    children,
     database,
     db_name,
     load_note,
@@ -157,19 +158,6 @@ class Gunicorn:
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _seed(db_url: str, home: Path, agents: int, scopes: int) -> list[str]:
@@ -280,7 +268,7 @@ def measure_leases(
             try:
                 with _pool(agents) as pool:
                     clients = pool(lambda i: _Agent(proc.url, codes[i], i), range(agents))
-                    own = [p for p in [proc.pid()] if p] + _children(proc.pid() or -1)
+                    own = [p for p in [proc.pid()] if p] + children(proc.pid() or -1)
                     window = CpuWindow(own, match=db_name(url))
                     barrier = threading.Barrier(agents)
 

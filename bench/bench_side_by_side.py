@@ -124,7 +124,7 @@ def gunicorn(
                     raise SystemExit(f"{app} did not start: {proc.stderr.read()}") from None
                 time.sleep(0.1)
         time.sleep(1)  # every worker has booted
-        _SERVERS[url] = [proc.pid, *_children(proc.pid)]
+        _SERVERS[url] = [proc.pid, *benchkit.children(proc.pid)]
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -143,19 +143,6 @@ def server_pids(url: str) -> list[int]:
 
 
 _SERVERS: dict[str, list[int]] = {}
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -118,6 +118,20 @@ def _pid_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def children(pid: int) -> list[int]:
+    """Return the processes whose parent is `pid` (a server's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 _PG_SHARED = ("checkpointer", "walwriter", "background writer", "autovacuum", "logical rep")
 
 
