@@ -48,6 +48,7 @@ _PAGE_TITLES = {
     503: "Please try again in a moment",
 }
 _PAGE_MESSAGES = {
+    503: "We could not answer just now. Please try again in a few seconds.",
     429: "To keep codes private, each network can check only a limited number of codes. "
     "Please wait {wait} and try again.",
 }

@@ -65,7 +65,7 @@ def _queued_behind_a_held_thread(port: int, paths: list[str]) -> list[http.clien
         assert holder.recv(4096).startswith(b"HTTP/1.1 200")
         answers = [conn.getresponse() for conn in waiting]
         for answer in answers:
-            answer.read()
+            answer.body = answer.read()  # type: ignore[attr-defined]
         return answers
     finally:
         holder.close()
@@ -83,6 +83,7 @@ def test_a_verify_that_waited_past_the_limit_is_shed_with_retry_after(shedding):
     assert api.getheader("Content-Type") == "application/json"
     assert page.status == 503 and page.getheader("Retry-After") == "1"
     assert page.getheader("Content-Type").startswith("text/html")
+    assert b"Please try again in a few seconds" in page.body  # words for a person
     # Once the queue is gone, the same requests are answered.
     conn = http.client.HTTPConnection("127.0.0.1", shedding.port, timeout=30)
     conn.request("GET", "/api/public/serial/verify/MA01HAT")
