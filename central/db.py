@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from central import tables as T
 
 # The revision of the schema, also written to schema_info for tools that read it.
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600

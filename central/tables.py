@@ -62,6 +62,10 @@ products = sa.Table(
     sa.Column("label_template", sa.String(64), nullable=False, server_default="default"),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("brand", sa.String(100)),  # shown by public verify in every mode (NULL: none)
+    # issue #9: standard (LineLedger's, with its MAC) | sgtin-seq | sgtin-random
+    sa.Column("serial_format", sa.String(16), nullable=False, server_default="standard"),
+    sa.Column("serial_alphabet", sa.String(100)),  # sgtin-random: the characters drawn
+    sa.Column("serial_length", sa.Integer),  # sgtin-random: 1..20
     sa.UniqueConstraint("tenant_id", "sku"),
     sa.Index(None, "gtin", unique=True),  # a GTIN names one product (NULLs allowed)
 )
@@ -104,7 +108,134 @@ work_orders = sa.Table(
     sa.Column("updated_at", TS),
     sa.Column("recalled_at", TS),
     sa.Column("recall_reason", sa.String(500)),
+    # issue #9: the reference's workorder_serial_generation, folded into the work order
+    sa.Column("name", sa.String(200)),  # NULL: shown as the number
+    sa.Column("source", sa.String(8), nullable=False, server_default="manual"),  # erp | manual
+    sa.Column("requested_sscc", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("generated_serials", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("generated_sscc", sa.Integer, nullable=False, server_default="0"),
+    # pending | in_progress | completed | failed (follow the generation tasks)
+    sa.Column("serial_status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("sscc_status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("last_serial_generation_at", TS),
+    sa.Column("last_sscc_generation_at", TS),
+    sa.Column("error_message", sa.Text),
+    sa.Column("closed_at", TS),
+    # ERP: when the ERP last wrote the order, and the fields a supervisor changed by hand
+    # since (JSON list); an ERP sync never overwrites those silently
+    sa.Column("erp_synced_at", TS),
+    sa.Column("manual_fields", sa.Text, nullable=False, server_default="[]"),
     sa.UniqueConstraint("tenant_id", "number"),
+    sa.Index(None, "tenant_id", "status", "created_at"),
+    sa.Index(None, "tenant_id", "source"),
+    sa.Index(None, "updated_at"),
+)
+
+# issue #9: the reference's serial_generation_config, one row per tenant
+generation_config = sa.Table(
+    "generation_config",
+    metadata,
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("serial_sources", sa.Text, nullable=False, server_default="[]"),  # JSON
+    sa.Column("sscc_sources", sa.Text, nullable=False, server_default="[]"),  # JSON
+    sa.Column("manufacturing_percentage", sa.Float, nullable=False, server_default="0"),
+    sa.Column("discrepancy_tolerance", sa.Float, nullable=False, server_default="0"),
+    sa.Column("aggregation_rules", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("erp_url", sa.String(500)),
+    sa.Column("erp_token", sa.String(500)),  # a secret: never shown, exported or logged
+    sa.Column("erp_interval_s", sa.Integer),  # NULL: no scheduled pull
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+
+# issue #9: the reference's serial_generation_history: every generation and configuration
+# change, with who did it and how long it took
+generation_history = sa.Table(
+    "generation_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id")),  # NULL: tenant config
+    # serial_generation | sscc_generation | config_update | work_order_update | erp_sync ...
+    sa.Column("action", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # started | completed | failed ...
+    sa.Column("requested_quantity", sa.Integer),
+    sa.Column("generated_quantity", sa.Integer),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),  # JSON: before/after
+    sa.Column("error_details", sa.Text),  # JSON
+    sa.Column("execution_ms", sa.Integer),
+    sa.Column("task_id", sa.String(36)),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index(None, "work_order_id", "id"),
+    sa.Index(None, "tenant_id", "created_at"),
+)
+
+# issue #9: background generation for a work order, run by the jobs process
+generation_tasks = sa.Table(
+    "generation_tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # UUIDv7 text
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # serials | sscc
+    sa.Column("requested", sa.Integer, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("force", sa.Boolean, nullable=False, server_default=sa.false()),
+    # queued | running | completed | failed | cancelled
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),  # JSON
+    sa.Column("error", sa.Text),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS),
+    sa.Column("finished_at", TS),
+    sa.Column("cancel_requested_at", TS),
+    sa.Column("heartbeat_at", TS),
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "work_order_id", "kind", "status"),
+)
+
+# issue #9: counters that are not lease scopes (SSCC serial references per company prefix and
+# extension digit, ...); 64-bit because a GS1 serial reference can exceed 2^31
+number_counters = sa.Table(
+    "number_counters",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("next_value", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+# issue #9: SSCCs generated for a work order's cases and pallets
+ssccs = sa.Table(
+    "ssccs",
+    metadata,
+    sa.Column("sscc", sa.String(18), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False),
+    sa.Column("level", sa.String(4)),  # l2 | l3 | l4 (aggregation level), NULL: unassigned
+    sa.Column("task_id", sa.String(36)),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index(None, "work_order_id", "sscc"),
+)
+
+# issue #9: each ERP sync (file import or scheduled pull): what came, what was kept, why not
+erp_syncs = sa.Table(
+    "erp_syncs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # file | schedule | cli | api
+    sa.Column("source", sa.String(500), nullable=False),  # file name or URL (no secrets)
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("status", sa.String(16), nullable=False),  # running | success | partial | failed
+    sa.Column("received", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("synced", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Text, nullable=False, server_default="[]"),  # JSON, bounded
+    sa.Index(None, "tenant_id", "started_at"),
 )
 
 enrollment_codes = sa.Table(
