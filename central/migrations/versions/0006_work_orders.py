@@ -27,9 +27,7 @@ TS = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("work_orders") as batch:
         batch.add_column(sa.Column("name", sa.String(200)))
-        batch.add_column(
-            sa.Column("source", sa.String(8), nullable=False, server_default="manual")
-        )
+        batch.add_column(sa.Column("source", sa.String(8), nullable=False, server_default="manual"))
         for name in ("requested_sscc", "generated_serials", "generated_sscc"):
             batch.add_column(sa.Column(name, sa.Integer, nullable=False, server_default="0"))
         for name in ("serial_status", "sscc_status"):
@@ -41,9 +39,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("error_message", sa.Text))
         batch.add_column(sa.Column("closed_at", TS))
         batch.add_column(sa.Column("erp_synced_at", TS))
-        batch.add_column(
-            sa.Column("manual_fields", sa.Text, nullable=False, server_default="[]")
-        )
+        batch.add_column(sa.Column("manual_fields", sa.Text, nullable=False, server_default="[]"))
         batch.create_index(
             "ix_work_orders_tenant_id_status_created_at", ["tenant_id", "status", "created_at"]
         )
