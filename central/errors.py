@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol.errors import CodedError
 
 
@@ -40,6 +42,21 @@ class Unavailable(CentralError):
     status = 503
 
 
+class ValidationFailed(CentralError):
+    """A document has problems in named fields; `details` maps each field to its messages."""
+
+    status = 400
+
+    def __init__(self, message: str, details: dict[str, list[str]]) -> None:
+        super().__init__(ERR_VALIDATION, message)
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error body with its field details."""
+        return {**super().to_dict(), "details": self.details}
+
+
+ERR_VALIDATION = "ERR_VALIDATION"
 ERR_UNAUTHORIZED = "ERR_UNAUTHORIZED"
 ERR_AGENT_REVOKED = "ERR_AGENT_REVOKED"
 ERR_ENROLL_CODE = "ERR_ENROLL_CODE"
