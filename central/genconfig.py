@@ -111,7 +111,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if _is_int(value):
+        return True  # any size: ranges are checked after (math.isfinite overflows on 10**400)
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _text(value: Any, field: str, p: _Problems, max_len: int) -> str | None:
