@@ -3,7 +3,9 @@
 This module does no I/O and reads no clock. `ScanFramer` cuts the byte stream of a serial
 scanner into frames; `decode_scan` reads one frame: an optional AIM symbology identifier
 (ISO/IEC 15424: `]`, a symbology character, a modifier character), then a GS1 element string,
-a GS1 Digital Link URL, a verify URL `.../v/<serial>` or a plain standard serial. Both take
+a GS1 Digital Link URL, a verify URL `.../v/<serial>` or a plain standard serial. GS1 data is
+read by biip (`protocol.gs1scan`) with the whole AI table, so a carton carrying (17), (10) or a
+national AI such as (710) scans, ours or not. Both take
 hostile input: anything they cannot use is a `ScanError` with a stable `ERR_SCAN_*` code,
 never another exception. The keyboard-wedge box of the operator page hands what was typed
 to `decode_scan`, so it checks its input as strictly as the framer does.
