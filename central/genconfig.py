@@ -253,9 +253,7 @@ def _aggregation(value: Any, p: _Problems) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for level in LEVELS:
         where = f"{field}.{level}"
-        rule = value.get(
-            level, {"enabled": False, "multiplier": DEFAULTS[field][level]["multiplier"]}
-        )
+        rule = value.get(level, DEFAULTS[field][level])  # absent: as by default
         if not isinstance(rule, dict):
             p.add(where, "Must be an object with enabled and multiplier")
             continue

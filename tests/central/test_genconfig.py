@@ -386,3 +386,36 @@ def test_needs_for_a_work_order_row(store):
         row = conn.execute(sa.select(T.work_orders).where(T.work_orders.c.number == "WO-1")).one()
         n = G.needs_for_work_order(conn, row)
     assert n["units"] == 110 and n["levels"]["l2"]["count"] == 10 and n["sscc"] == 11
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={name: JSON for name in (*G.EDITABLE, *G.READ_ONLY)},
+)
+
+
+@given(st.one_of(JSON, FIELDS, FIELDS.map(lambda d: {**GOOD, **d})))
+def test_any_document_validates_or_names_its_problems(document):
+    try:
+        checked = G.validate(document)
+    except ValidationFailed as exc:
+        assert exc.details and all(
+            isinstance(k, str) and msgs and all(isinstance(m, str) for m in msgs)
+            for k, msgs in exc.details.items()
+        )
+        json.dumps(exc.to_dict())
+    else:
+        assert set(checked) == set(G.EDITABLE)
+
+
+def test_an_absent_level_is_as_by_default():
+    checked = G.validate(good(aggregation_rules={"l2": {"enabled": True, "multiplier": 6}}))
+    assert checked["aggregation_rules"]["l1"] == {"enabled": True, "multiplier": 1}
+    assert checked["aggregation_rules"]["l4"]["enabled"] is False
