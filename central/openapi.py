@@ -616,7 +616,11 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json(_ref("Verification"), "the verdict")},
                 (404, 429, 503),
                 public,
-                params=[_path_param("code", "a serial as printed or typed")],
+                params=[
+                    _path_param(
+                        "code", "a serial as printed or typed, or an SSCC ((00) and 18 digits)"
+                    )
+                ],
                 security=_NONE,
             )
         },
