@@ -232,7 +232,9 @@ def pull(
         )
     sync = erp.Sync(store, org, trigger, erp.safe_source(conf.url), actor, now)
     sync.start(sync_id)
-    reader = PageReader(conf.url, conf.token, settings or PullSettings(), session, stop)
+    own = session is None
+    http = session or requests.Session()
+    reader = PageReader(conf.url, conf.token, settings or PullSettings(), http, stop)
     try:
         for records in reader:
             sync.feed(records)
@@ -242,6 +244,9 @@ def pull(
     except Exception as exc:  # recorded, then raised to the job runner
         sync.finish(_now(), f"ERR_INTERNAL: {type(exc).__name__}")
         raise
+    finally:
+        if own:
+            http.close()
     return sync.finish(_now())
 
 
