@@ -53,6 +53,7 @@ from central.admin import tenant_by_org
 from central.db import Store
 from central.errors import ERR_INVALID, CentralError
 from central.timeutil import as_utc
+from central.workorders import manual_fields
 from protocol.errors import ProtocolError
 from protocol.gs1 import normalise_gtin
 from protocol.messages import PRODUCTION_TYPES
@@ -461,14 +462,6 @@ def _defaults(conn: Connection, tenant_id: int) -> dict[str, Any]:
     }
 
 
-def _manual_fields(text: str | None) -> set[str]:
-    try:
-        found = json.loads(text or "[]")
-    except ValueError:
-        return set()
-    return {f for f in found if isinstance(f, str)} if isinstance(found, list) else set()
-
-
 class Sync:
     """One sync of one tenant: feed it records page by page, then finish it."""
 
@@ -706,7 +699,7 @@ class Sync:
                     "order; left untouched (close it and send a new number)",
                 )
                 return None
-        manual = _manual_fields(row.manual_fields)
+        manual = manual_fields(row.manual_fields)
         changes: dict[str, Any] = {}
         for key in SYNCED_COLUMNS:
             if key not in rec.values or rec.values[key] == getattr(row, key):

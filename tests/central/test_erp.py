@@ -396,3 +396,18 @@ def test_batches_of_more_than_one_transaction(store, monkeypatch):
     feed[12]["quantity"] = 999
     again = do_import(store, feed)
     assert (again.updated, again.unchanged) == (1, 29)
+
+
+def test_a_supervisors_update_is_kept_by_later_syncs(store):
+    from central import workorders
+
+    do_import(store, GOOD)
+    workorders.update_work_order(store, "MA01", "ERP-1", "sup", NOW, "rush", quantity=300)
+    workorders.update_work_order(store, "MA01", "WO-HAT-1", "sup", NOW, quantity=7)
+    rows = wo_rows(store)
+    assert json.loads(rows["ERP-1"].manual_fields) == ["quantity"]
+    assert json.loads(rows["WO-HAT-1"].manual_fields) == []  # manual orders need no list
+    report = do_import(store, GOOD)
+    assert wo_rows(store)["ERP-1"].quantity == 300
+    assert [p["code"] for p in report.problems] == [erp.ERR_ERP_MANUAL_VALUE]
+    assert report.unchanged == 3 and report.updated == 0
