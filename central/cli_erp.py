@@ -16,7 +16,14 @@ from central import audit, erp, erp_pull
 from central import tables as T
 from central.cli import _Ctx, _example, _friendly, main, pass_ctx
 from central.cli_jobs import _job_context
-from central.errors import ERR_JOB_BUSY, ERR_JOB_FAILED, CentralError, Conflict
+from central.errors import (
+    ERR_ERP_NOT_CONFIGURED,
+    ERR_ERP_TOO_LARGE,
+    ERR_JOB_BUSY,
+    ERR_JOB_FAILED,
+    CentralError,
+    Conflict,
+)
 from central.jobs import catalog
 from central.jobs.runs import CLI, SKIPPED, JobContext, JobResult, run_job
 from central.timeutil import utcnow
@@ -80,7 +87,7 @@ def erp_import(click_ctx: click.Context, file: Path, org: str, dry_run: bool, fm
     """
     ctx: _Ctx = click_ctx.obj
     if file.stat().st_size > erp.MAX_FILE_BYTES:
-        raise CentralError(erp.ERR_ERP_TOO_LARGE, f"the file is over {erp.MAX_FILE_BYTES} bytes")
+        raise CentralError(ERR_ERP_TOO_LARGE, f"the file is over {erp.MAX_FILE_BYTES} bytes")
     report = erp.import_records(
         ctx.store,
         org.upper(),
@@ -110,7 +117,7 @@ def erp_pull_now(click_ctx: click.Context, org: str | None, fmt: str) -> None:
     if code is not None:
         with ctx.store.read() as conn:
             if not erp.erp_settings(conn, code).url:
-                raise Conflict(erp.ERR_ERP_NOT_CONFIGURED, f"{code} has no erp_url configured")
+                raise Conflict(ERR_ERP_NOT_CONFIGURED, f"{code} has no erp_url configured")
     outcome: list[tuple[dict[str, Any], list[str]]] = []
 
     def work(jctx: JobContext, now: Any) -> JobResult:

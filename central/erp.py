@@ -51,7 +51,22 @@ from central import audit
 from central import tables as T
 from central.admin import tenant_by_org
 from central.db import Store
-from central.errors import ERR_INVALID, CentralError
+from central.errors import (
+    ERR_ERP_CLOSED,
+    ERR_ERP_DUPLICATE,
+    ERR_ERP_FIELD,
+    ERR_ERP_FORMAT,
+    ERR_ERP_GTIN,
+    ERR_ERP_MANUAL_ORDER,
+    ERR_ERP_MANUAL_VALUE,
+    ERR_ERP_PRODUCT_CHANGED,
+    ERR_ERP_PRODUCT_MISMATCH,
+    ERR_ERP_PRODUCT_UNKNOWN,
+    ERR_ERP_QUANTITY,
+    ERR_ERP_TOO_LARGE,
+    ERR_INVALID,
+    CentralError,
+)
 from central.timeutil import as_utc
 from central.workorders import manual_fields
 from protocol.errors import ProtocolError
@@ -64,23 +79,6 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_RECORDS = 200_000
 MAX_ERRORS_KEPT = 1000
 MAX_QUANTITY = 10_000_000
-
-# Per-record error codes (a record is refused, the rest of the feed goes on).
-ERR_ERP_FIELD = "ERR_ERP_FIELD"  # a field is missing or malformed
-ERR_ERP_GTIN = "ERR_ERP_GTIN"
-ERR_ERP_PRODUCT_UNKNOWN = "ERR_ERP_PRODUCT_UNKNOWN"
-ERR_ERP_PRODUCT_MISMATCH = "ERR_ERP_PRODUCT_MISMATCH"
-ERR_ERP_QUANTITY = "ERR_ERP_QUANTITY"
-ERR_ERP_DUPLICATE = "ERR_ERP_DUPLICATE"
-# Conflicts: the record is valid but the registry keeps what it has, and says so.
-ERR_ERP_MANUAL_ORDER = "ERR_ERP_MANUAL_ORDER"
-ERR_ERP_MANUAL_VALUE = "ERR_ERP_MANUAL_VALUE"
-ERR_ERP_CLOSED = "ERR_ERP_CLOSED"
-ERR_ERP_PRODUCT_CHANGED = "ERR_ERP_PRODUCT_CHANGED"
-# The feed as a whole (file or pull) could not be read.
-ERR_ERP_FORMAT = "ERR_ERP_FORMAT"
-ERR_ERP_TOO_LARGE = "ERR_ERP_TOO_LARGE"
-ERR_ERP_NOT_CONFIGURED = "ERR_ERP_NOT_CONFIGURED"
 
 FILE, SCHEDULE, CLI, API = "file", "schedule", "cli", "api"
 QUEUED, RUNNING, SUCCESS, PARTIAL, FAILED = "queued", "running", "success", "partial", "failed"

@@ -27,15 +27,20 @@ import sqlalchemy as sa
 from central import audit, erp
 from central import tables as T
 from central.db import Store
-from central.errors import CentralError, Conflict
+from central.errors import (
+    ERR_ERP_DEADLINE,
+    ERR_ERP_FOREIGN_URL,
+    ERR_ERP_FORMAT,
+    ERR_ERP_NOT_CONFIGURED,
+    ERR_ERP_REFUSED,
+    ERR_ERP_STOPPED,
+    ERR_ERP_TOO_LARGE,
+    ERR_ERP_UNAVAILABLE,
+    CentralError,
+    Conflict,
+)
 
 log = logging.getLogger("lineledger.central.erp")
-
-ERR_ERP_UNAVAILABLE = "ERR_ERP_UNAVAILABLE"  # timeouts, connection errors, 5xx (after retries)
-ERR_ERP_REFUSED = "ERR_ERP_REFUSED"  # a 4xx answer (bad token, wrong URL)
-ERR_ERP_FOREIGN_URL = "ERR_ERP_FOREIGN_URL"  # `next` or a redirect to another host
-ERR_ERP_DEADLINE = "ERR_ERP_DEADLINE"
-ERR_ERP_STOPPED = "ERR_ERP_STOPPED"
 
 
 @dataclass(frozen=True)
@@ -130,17 +135,17 @@ class PageReader:
                 ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
                 if ctype != "application/json" and not ctype.endswith("+json"):
                     raise PullError(
-                        erp.ERR_ERP_FORMAT,
+                        ERR_ERP_FORMAT,
                         f"the ERP answered {ctype or 'no content type'}, not application/json",
                     )
                 declared = resp.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > s.max_page_bytes:
-                    raise PullError(erp.ERR_ERP_TOO_LARGE, self._too_large())
+                    raise PullError(ERR_ERP_TOO_LARGE, self._too_large())
                 body = bytearray()
                 for chunk in resp.iter_content(64 * 1024):
                     body += chunk
                     if len(body) > s.max_page_bytes:
-                        raise PullError(erp.ERR_ERP_TOO_LARGE, self._too_large())
+                        raise PullError(ERR_ERP_TOO_LARGE, self._too_large())
                     if time.monotonic() > self.deadline:
                         raise PullError(ERR_ERP_DEADLINE, f"the pull took over {s.deadline_s:g} s")
                 return bytes(body)
@@ -180,7 +185,7 @@ class PageReader:
             if self.stop.is_set():
                 raise PullError(ERR_ERP_STOPPED, "stopped by a shutdown")
             if self.pages >= self.settings.max_pages:
-                raise PullError(erp.ERR_ERP_TOO_LARGE, f"more than {self.settings.max_pages} pages")
+                raise PullError(ERR_ERP_TOO_LARGE, f"more than {self.settings.max_pages} pages")
             body = self.fetch(url)
             self.pages += 1
             try:
@@ -227,7 +232,7 @@ def pull(
         conf = erp.erp_settings(conn, org)
     if not conf.url:
         raise Conflict(
-            erp.ERR_ERP_NOT_CONFIGURED,
+            ERR_ERP_NOT_CONFIGURED,
             f"{org} has no erp_url; set it in the generation config (or import a file)",
         )
     sync = erp.Sync(store, org, trigger, erp.safe_source(conf.url), actor, now)
@@ -264,7 +269,7 @@ def queue_pull(store: Store, org: str, actor: str, now: dt.datetime) -> tuple[in
         conf = erp.erp_settings(conn, org)
         if not conf.url:
             raise Conflict(
-                erp.ERR_ERP_NOT_CONFIGURED,
+                ERR_ERP_NOT_CONFIGURED,
                 f"{org} has no erp_url; set it in the generation config (or import a file)",
             )
         waiting = conn.execute(

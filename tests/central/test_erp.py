@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum import ean
 
-from central import erp
+from central import erp, errors
 from central import tables as T
 from central.errors import CentralError
 from tests.conftest import runtime
@@ -61,33 +61,33 @@ def test_a_clean_record_is_trimmed_and_normalised(products):
 @pytest.mark.parametrize(
     ("raw", "code"),
     [
-        ("not an object", erp.ERR_ERP_FIELD),
-        ({"sku": "TOTE-01", "production_type": "OEM", "quantity": 1}, erp.ERR_ERP_FIELD),
-        (rec("bad number!"), erp.ERR_ERP_FIELD),
-        (rec("W" * 65), erp.ERR_ERP_FIELD),
-        (rec("WO-1", sku=None), erp.ERR_ERP_FIELD),
-        (rec("WO-1", sku="NOPE"), erp.ERR_ERP_PRODUCT_UNKNOWN),
-        (rec("WO-1", sku=None, gtin="09501101530003"), erp.ERR_ERP_PRODUCT_UNKNOWN),
-        (rec("WO-1", gtin="04006381333932"), erp.ERR_ERP_GTIN),  # wrong check digit
-        (rec("WO-1", gtin="1234567"), erp.ERR_ERP_GTIN),
-        (rec("WO-1", gtin="０４００６３８１３３３９３１"), erp.ERR_ERP_GTIN),  # fullwidth digits
-        (rec("WO-1", gtin=GTIN_BELT), erp.ERR_ERP_PRODUCT_MISMATCH),
-        (rec("WO-1", production_type="XYZ"), erp.ERR_ERP_FIELD),
-        (rec("WO-1", quantity=-5), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", quantity=0), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", quantity=10**12), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", quantity="100"), erp.ERR_ERP_QUANTITY),  # JSON: a number, not text
-        (rec("WO-1", quantity=1.5), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", quantity=True), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", quantity=None), erp.ERR_ERP_QUANTITY),
-        (rec("WO-1", overage_pct=101), erp.ERR_ERP_FIELD),
-        (rec("WO-1", tolerance_pct="5"), erp.ERR_ERP_FIELD),
-        (rec("WO-1", lines=["L1", "L2"]), erp.ERR_ERP_FIELD),
-        (rec("WO-1", line="L 1"), erp.ERR_ERP_FIELD),
-        (rec("WO-1", status="paused"), erp.ERR_ERP_FIELD),
-        (rec("WO-1", name="evil\u202etext"), erp.ERR_ERP_FIELD),
-        (rec("WO-1", name="x" * 201), erp.ERR_ERP_FIELD),
-        (rec("WO-1", sku=["TOTE-01"]), erp.ERR_ERP_FIELD),
+        ("not an object", errors.ERR_ERP_FIELD),
+        ({"sku": "TOTE-01", "production_type": "OEM", "quantity": 1}, errors.ERR_ERP_FIELD),
+        (rec("bad number!"), errors.ERR_ERP_FIELD),
+        (rec("W" * 65), errors.ERR_ERP_FIELD),
+        (rec("WO-1", sku=None), errors.ERR_ERP_FIELD),
+        (rec("WO-1", sku="NOPE"), errors.ERR_ERP_PRODUCT_UNKNOWN),
+        (rec("WO-1", sku=None, gtin="09501101530003"), errors.ERR_ERP_PRODUCT_UNKNOWN),
+        (rec("WO-1", gtin="04006381333932"), errors.ERR_ERP_GTIN),  # wrong check digit
+        (rec("WO-1", gtin="1234567"), errors.ERR_ERP_GTIN),
+        (rec("WO-1", gtin="０４００６３８１３３３９３１"), errors.ERR_ERP_GTIN),  # fullwidth digits
+        (rec("WO-1", gtin=GTIN_BELT), errors.ERR_ERP_PRODUCT_MISMATCH),
+        (rec("WO-1", production_type="XYZ"), errors.ERR_ERP_FIELD),
+        (rec("WO-1", quantity=-5), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", quantity=0), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", quantity=10**12), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", quantity="100"), errors.ERR_ERP_QUANTITY),  # JSON: a number, not text
+        (rec("WO-1", quantity=1.5), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", quantity=True), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", quantity=None), errors.ERR_ERP_QUANTITY),
+        (rec("WO-1", overage_pct=101), errors.ERR_ERP_FIELD),
+        (rec("WO-1", tolerance_pct="5"), errors.ERR_ERP_FIELD),
+        (rec("WO-1", lines=["L1", "L2"]), errors.ERR_ERP_FIELD),
+        (rec("WO-1", line="L 1"), errors.ERR_ERP_FIELD),
+        (rec("WO-1", status="paused"), errors.ERR_ERP_FIELD),
+        (rec("WO-1", name="evil\u202etext"), errors.ERR_ERP_FIELD),
+        (rec("WO-1", name="x" * 201), errors.ERR_ERP_FIELD),
+        (rec("WO-1", sku=["TOTE-01"]), errors.ERR_ERP_FIELD),
     ],
 )
 def test_a_bad_record_is_refused_with_a_code(products, raw, code):
@@ -104,9 +104,9 @@ def test_gtin_check_digits_agree_with_python_stdnum(digits):
         erp.clean_record({"number": "W", "gtin": digits}, 0, products)
     except erp.RecordError as exc:
         if ean.is_valid(digits):
-            assert exc.code == erp.ERR_ERP_PRODUCT_UNKNOWN
+            assert exc.code == errors.ERR_ERP_PRODUCT_UNKNOWN
         else:
-            assert exc.code == erp.ERR_ERP_GTIN
+            assert exc.code == errors.ERR_ERP_GTIN
 
 
 @given(
@@ -152,7 +152,7 @@ def test_csv_with_bom_header_and_blank_lines():
 def test_unreadable_csv_is_refused_as_a_whole(data):
     with pytest.raises(CentralError) as info:
         erp.parse_csv(data)
-    assert info.value.code in (erp.ERR_ERP_FORMAT, erp.ERR_ERP_TOO_LARGE)
+    assert info.value.code in (errors.ERR_ERP_FORMAT, errors.ERR_ERP_TOO_LARGE)
 
 
 @pytest.mark.parametrize(
@@ -171,20 +171,20 @@ def test_unreadable_csv_is_refused_as_a_whole(data):
 def test_unreadable_json_is_refused_as_a_whole(data):
     with pytest.raises(CentralError) as info:
         erp.parse_json(data)
-    assert info.value.code == erp.ERR_ERP_FORMAT
+    assert info.value.code == errors.ERR_ERP_FORMAT
 
 
 def test_oversized_and_overlong_feeds_are_refused(monkeypatch):
     monkeypatch.setattr(erp, "MAX_RECORDS", 3)
     with pytest.raises(CentralError) as info:
         erp.parse_json(b"[1,2,3,4]")
-    assert info.value.code == erp.ERR_ERP_TOO_LARGE and info.value.status == 413
+    assert info.value.code == errors.ERR_ERP_TOO_LARGE and info.value.status == 413
     with pytest.raises(CentralError):
         erp.parse_csv(b"number\n1\n2\n3\n4\n")
     monkeypatch.setattr(erp, "MAX_FILE_BYTES", 10)
     with pytest.raises(CentralError) as info:
         erp.parse_json(b"[" + b" " * 20 + b"]")
-    assert info.value.code == erp.ERR_ERP_TOO_LARGE
+    assert info.value.code == errors.ERR_ERP_TOO_LARGE
 
 
 def test_safe_source_hides_credentials():
@@ -308,10 +308,10 @@ def test_manual_fields_orders_and_closed_orders_are_kept_and_reported(store):
     assert after["ERP-2"] == before["ERP-2"]
     codes = {(p["number"], p["code"], p["kind"]) for p in report.problems}
     assert codes == {
-        ("ERP-1", erp.ERR_ERP_MANUAL_VALUE, "conflict"),
-        ("WO-HAT-1", erp.ERR_ERP_MANUAL_ORDER, "conflict"),
-        ("ERP-3", erp.ERR_ERP_CLOSED, "conflict"),
-        ("ERP-2", erp.ERR_ERP_PRODUCT_CHANGED, "conflict"),
+        ("ERP-1", errors.ERR_ERP_MANUAL_VALUE, "conflict"),
+        ("WO-HAT-1", errors.ERR_ERP_MANUAL_ORDER, "conflict"),
+        ("ERP-3", errors.ERR_ERP_CLOSED, "conflict"),
+        ("ERP-2", errors.ERR_ERP_PRODUCT_CHANGED, "conflict"),
     }
     assert report.updated == 1 and report.conflicts == 4 and report.failed == 0
     assert "kept manual value of quantity (120)" in report.problems[0]["message"]
@@ -328,10 +328,10 @@ def test_bad_records_are_refused_one_by_one_and_the_rest_synced(store):
     report = do_import(store, feed)
     assert report.status == "partial" and report.created == 1 and report.failed == 4
     assert [(p["index"], p["code"]) for p in report.problems] == [
-        (1, erp.ERR_ERP_QUANTITY),
-        (2, erp.ERR_ERP_PRODUCT_UNKNOWN),
-        (3, erp.ERR_ERP_DUPLICATE),
-        (4, erp.ERR_ERP_FIELD),
+        (1, errors.ERR_ERP_QUANTITY),
+        (2, errors.ERR_ERP_PRODUCT_UNKNOWN),
+        (3, errors.ERR_ERP_DUPLICATE),
+        (4, errors.ERR_ERP_FIELD),
     ]
     with store.read() as conn:
         row = conn.execute(sa.select(T.erp_syncs)).one()
@@ -409,5 +409,5 @@ def test_a_supervisors_update_is_kept_by_later_syncs(store):
     assert json.loads(rows["WO-HAT-1"].manual_fields) == []  # manual orders need no list
     report = do_import(store, GOOD)
     assert wo_rows(store)["ERP-1"].quantity == 300
-    assert [p["code"] for p in report.problems] == [erp.ERR_ERP_MANUAL_VALUE]
+    assert [p["code"] for p in report.problems] == [errors.ERR_ERP_MANUAL_VALUE]
     assert report.unchanged == 3 and report.updated == 0
