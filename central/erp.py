@@ -568,8 +568,18 @@ class Sync:
             with self.store.read() as conn:
                 self._apply(conn, batch, write=False)
             return
-        with self.store.write() as conn:
-            self._apply(conn, batch, write=True)
+        r = self.report
+        saved = (r.created, r.updated, r.unchanged, r.conflicts, r.problems_total, len(r.problems))
+        try:
+            with self.store.write() as conn:
+                self._apply(conn, batch, write=True)
+        except sa.exc.IntegrityError:
+            # Another import created one of these numbers since we looked: undo this
+            # batch's counts and plan it again (the number is an update now).
+            r.created, r.updated, r.unchanged, r.conflicts, r.problems_total = saved[:5]
+            del r.problems[saved[5] :]
+            with self.store.write() as conn:
+                self._apply(conn, batch, write=True)
 
     def _apply(self, conn: Connection, batch: list[ErpRecord], write: bool) -> None:
         r, wo = self.report, T.work_orders.c

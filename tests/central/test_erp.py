@@ -411,3 +411,23 @@ def test_a_supervisors_update_is_kept_by_later_syncs(store):
     assert wo_rows(store)["ERP-1"].quantity == 300
     assert [p["code"] for p in report.problems] == [errors.ERR_ERP_MANUAL_VALUE]
     assert report.unchanged == 3 and report.updated == 0
+
+
+def test_a_number_created_meanwhile_by_another_import_is_planned_again(store, monkeypatch):
+    do_import(store, [GOOD[0]])  # the rival import's work order
+    sync = erp.Sync(store, "MA01", erp.FILE, "race.json", "t", NOW)
+    sync.start()
+    real_lock_row = store.lock_row
+    stale = []
+
+    def lock_row_seeing_a_stale_snapshot(query):
+        if not stale:  # the first look misses ERP-1, as if it was read before the rival
+            stale.append(True)
+            return real_lock_row(query).where(sa.false())
+        return real_lock_row(query)
+
+    monkeypatch.setattr(store, "lock_row", lock_row_seeing_a_stale_snapshot)
+    sync.feed([GOOD[0], GOOD[1]])
+    report = sync.finish(NOW)
+    assert (report.created, report.unchanged, report.status) == (1, 1, "success")
+    assert len(wo_rows(store)) == 4
