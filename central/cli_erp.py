@@ -12,7 +12,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from central import audit, erp, erp_pull
+from central import audit, erp, erp_pull, erp_records
 from central import tables as T
 from central.cli import _Ctx, _example, _friendly, main, pass_ctx
 from central.cli_jobs import _job_context
@@ -86,8 +86,10 @@ def erp_import(click_ctx: click.Context, file: Path, org: str, dry_run: bool, fm
     reason. Exits 1 if any record was refused or the file could not be read.
     """
     ctx: _Ctx = click_ctx.obj
-    if file.stat().st_size > erp.MAX_FILE_BYTES:
-        raise CentralError(ERR_ERP_TOO_LARGE, f"the file is over {erp.MAX_FILE_BYTES} bytes")
+    if file.stat().st_size > erp_records.MAX_FILE_BYTES:
+        raise CentralError(
+            ERR_ERP_TOO_LARGE, f"the file is over {erp_records.MAX_FILE_BYTES} bytes"
+        )
     report = erp.import_records(
         ctx.store,
         org.upper(),

@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import sqlalchemy as sa
 
-from central import audit, erp
+from central import audit, erp, erp_records
 from central import tables as T
 from central.db import Store
 from central.errors import (
@@ -189,7 +189,7 @@ class PageReader:
             body = self.fetch(url)
             self.pages += 1
             try:
-                records, nxt = erp.parse_json(body)
+                records, nxt = erp_records.parse_json(body)
             except CentralError as exc:
                 raise PullError(exc.code, f"page {self.pages}: {exc.message}") from None
             if nxt is not None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from stdnum import ean
 
-from central import erp, errors
+from central import erp, erp_records, errors
 from central import tables as T
 from central.errors import CentralError
 from tests.conftest import runtime
@@ -27,7 +27,7 @@ def rec(number, **kw):
 
 @pytest.fixture
 def products():
-    return erp.Products({"TOTE-01": 1, "BELT-02": 2}, {GTIN_TOTE: 1, GTIN_BELT: 2})
+    return erp_records.Products({"TOTE-01": 1, "BELT-02": 2}, {GTIN_TOTE: 1, GTIN_BELT: 2})
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def test_a_clean_record_is_trimmed_and_normalised(products):
         "overage_pct": 2.5,
         "extra": "ignored",
     }
-    got = erp.clean_record(raw, 0, products)
+    got = erp_records.clean_record(raw, 0, products)
     assert got.number == "WO-1"
     assert got.values == {
         "product_id": 1,
@@ -91,18 +91,18 @@ def test_a_clean_record_is_trimmed_and_normalised(products):
     ],
 )
 def test_a_bad_record_is_refused_with_a_code(products, raw, code):
-    with pytest.raises(erp.RecordError) as info:
-        erp.clean_record(raw, 3, products)
+    with pytest.raises(erp_records.RecordError) as info:
+        erp_records.clean_record(raw, 3, products)
     assert info.value.code == code
     assert info.value.message
 
 
 @given(st.from_regex(r"[0-9]{13}", fullmatch=True))
 def test_gtin_check_digits_agree_with_python_stdnum(digits):
-    products = erp.Products({}, {})
+    products = erp_records.Products({}, {})
     try:
-        erp.clean_record({"number": "W", "gtin": digits}, 0, products)
-    except erp.RecordError as exc:
+        erp_records.clean_record({"number": "W", "gtin": digits}, 0, products)
+    except erp_records.RecordError as exc:
         if ean.is_valid(digits):
             assert exc.code == errors.ERR_ERP_PRODUCT_UNKNOWN
         else:
@@ -111,15 +111,17 @@ def test_gtin_check_digits_agree_with_python_stdnum(digits):
 
 @given(
     st.dictionaries(
-        st.sampled_from(erp._FIELDS),
+        st.sampled_from(erp_records._FIELDS),
         st.one_of(st.none(), st.text(), st.integers(), st.floats(), st.lists(st.text())),
     )
 )
 def test_hostile_records_raise_only_record_errors(raw):
     try:
-        erp.clean_record(raw, 0, erp.Products({"TOTE-01": 1}, {GTIN_TOTE: 1}))
-        erp.clean_record({k: str(v) for k, v in raw.items()}, 0, erp.Products({}, {}), True)
-    except erp.RecordError:
+        erp_records.clean_record(raw, 0, erp_records.Products({"TOTE-01": 1}, {GTIN_TOTE: 1}))
+        erp_records.clean_record(
+            {k: str(v) for k, v in raw.items()}, 0, erp_records.Products({}, {}), True
+        )
+    except erp_records.RecordError:
         pass
 
 
@@ -131,7 +133,7 @@ def test_csv_with_bom_header_and_blank_lines():
         "\ufeffNumber, SKU ,production_type,quantity,line,unknown\r\n"
         "WO-1,TOTE-01,OEM, 7 ,,x\r\n\r\n"
     )
-    rows = erp.parse_csv(data.encode())
+    rows = erp_records.parse_csv(data.encode())
     assert rows == [
         {"number": "WO-1", "sku": "TOTE-01", "production_type": "OEM", "quantity": " 7 "}
     ]
@@ -151,7 +153,7 @@ def test_csv_with_bom_header_and_blank_lines():
 )
 def test_unreadable_csv_is_refused_as_a_whole(data):
     with pytest.raises(CentralError) as info:
-        erp.parse_csv(data)
+        erp_records.parse_csv(data)
     assert info.value.code in (errors.ERR_ERP_FORMAT, errors.ERR_ERP_TOO_LARGE)
 
 
@@ -170,20 +172,20 @@ def test_unreadable_csv_is_refused_as_a_whole(data):
 )
 def test_unreadable_json_is_refused_as_a_whole(data):
     with pytest.raises(CentralError) as info:
-        erp.parse_json(data)
+        erp_records.parse_json(data)
     assert info.value.code == errors.ERR_ERP_FORMAT
 
 
 def test_oversized_and_overlong_feeds_are_refused(monkeypatch):
-    monkeypatch.setattr(erp, "MAX_RECORDS", 3)
+    monkeypatch.setattr(erp_records, "MAX_RECORDS", 3)
     with pytest.raises(CentralError) as info:
-        erp.parse_json(b"[1,2,3,4]")
+        erp_records.parse_json(b"[1,2,3,4]")
     assert info.value.code == errors.ERR_ERP_TOO_LARGE and info.value.status == 413
     with pytest.raises(CentralError):
-        erp.parse_csv(b"number\n1\n2\n3\n4\n")
-    monkeypatch.setattr(erp, "MAX_FILE_BYTES", 10)
+        erp_records.parse_csv(b"number\n1\n2\n3\n4\n")
+    monkeypatch.setattr(erp_records, "MAX_FILE_BYTES", 10)
     with pytest.raises(CentralError) as info:
-        erp.parse_json(b"[" + b" " * 20 + b"]")
+        erp_records.parse_json(b"[" + b" " * 20 + b"]")
     assert info.value.code == errors.ERR_ERP_TOO_LARGE
 
 
