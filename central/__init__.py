@@ -18,6 +18,7 @@ from flask import Flask
 from central import (
     api_admin,
     api_edge,
+    api_erp,
     api_genconfig,
     api_jobs,
     api_ops,
@@ -73,6 +74,7 @@ def create_app(
     app.register_blueprint(api_public.bp)
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_jobs.bp)
+    app.register_blueprint(api_erp.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_genconfig.bp)
     app.register_blueprint(openapi.bp)

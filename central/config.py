@@ -66,6 +66,9 @@ class CentralConfig:
     # Central jobs (`lineledger-central jobs`): minutes between runs.
     lease_expiry_minutes: float = 15.0
     consistency_check_minutes: float = 60.0
+    # How often the jobs process looks for due or queued ERP pulls (each tenant's own
+    # erp_interval_s says how often it is pulled).
+    erp_check_minutes: float = 1.0
     # A job lock (the scheduler's, or one job run's) lapses this long after its holder last
     # renewed it; holders renew every quarter of it, so a killed process frees its jobs soon.
     job_lock_seconds: float = 120.0

@@ -111,3 +111,26 @@ ERR_JOB_FAILED = "ERR_JOB_FAILED"
 ERR_LEASE_ACCOUNTING = "ERR_LEASE_ACCOUNTING"
 ERR_AGENT_SILENT = "ERR_AGENT_SILENT"
 ERR_NOT_INITIALISED = "ERR_NOT_INITIALISED"
+# ERP sync (issue #9; central/erp.py). Per record: the record is refused, the feed goes on.
+ERR_ERP_FIELD = "ERR_ERP_FIELD"  # a field is missing or malformed
+ERR_ERP_GTIN = "ERR_ERP_GTIN"
+ERR_ERP_PRODUCT_UNKNOWN = "ERR_ERP_PRODUCT_UNKNOWN"
+ERR_ERP_PRODUCT_MISMATCH = "ERR_ERP_PRODUCT_MISMATCH"
+ERR_ERP_QUANTITY = "ERR_ERP_QUANTITY"
+ERR_ERP_DUPLICATE = "ERR_ERP_DUPLICATE"
+# Conflicts: the record is valid but the registry keeps what it has, and says so.
+ERR_ERP_MANUAL_ORDER = "ERR_ERP_MANUAL_ORDER"
+ERR_ERP_MANUAL_VALUE = "ERR_ERP_MANUAL_VALUE"
+ERR_ERP_CLOSED = "ERR_ERP_CLOSED"
+ERR_ERP_PRODUCT_CHANGED = "ERR_ERP_PRODUCT_CHANGED"
+# The feed as a whole (file or pull) could not be read.
+ERR_ERP_FORMAT = "ERR_ERP_FORMAT"
+ERR_ERP_TOO_LARGE = "ERR_ERP_TOO_LARGE"
+ERR_ERP_NOT_CONFIGURED = "ERR_ERP_NOT_CONFIGURED"
+
+# ... and for a pull (central/erp_pull.py)
+ERR_ERP_UNAVAILABLE = "ERR_ERP_UNAVAILABLE"  # timeouts, connection errors, 5xx (after retries)
+ERR_ERP_REFUSED = "ERR_ERP_REFUSED"  # a 4xx answer (bad token, wrong URL)
+ERR_ERP_FOREIGN_URL = "ERR_ERP_FOREIGN_URL"  # `next` or a redirect to another host
+ERR_ERP_DEADLINE = "ERR_ERP_DEADLINE"
+ERR_ERP_STOPPED = "ERR_ERP_STOPPED"

@@ -342,6 +342,59 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "JobRuns": _obj(["ok", "runs"], {"ok": _TRUE, "runs": {"type": "array", "items": _ANY_OBJ}}),
     "Health": _obj(["ok", "time", "database"], {"ok": _TRUE, "time": _TS, "database": _S}),
+    # helper erp: the reference's /erp/status answer, plus the newest sync in full
+    "ErpStatus": _obj(
+        [
+            "ok",
+            "org",
+            "last_sync",
+            "status",
+            "synced_records",
+            "failed_records",
+            "next_scheduled_sync",
+        ],
+        {
+            "ok": _TRUE,
+            "org": _S,
+            "configured": _BOOL,
+            "erp_url": _NSTR,
+            "interval_s": _NINT,
+            "last_sync": {"type": ["string", "null"], "description": "UTC time, RFC 3339"},
+            "status": {"enum": ["never", "queued", "running", "success", "partial", "failed"]},
+            "synced_records": _INT,
+            "failed_records": _INT,
+            "next_scheduled_sync": {"type": ["string", "null"], "description": "null: no schedule"},
+            "sync": {"type": ["object", "null"]},
+            "history": {"type": "array", "items": _ANY_OBJ},
+        },
+    ),
+    "ErpSyncQueued": _obj(
+        ["ok", "org", "sync_id", "queued", "status"],
+        {"ok": _TRUE, "org": _S, "sync_id": _INT, "queued": _BOOL, "status": {"const": "queued"}},
+    ),
+    "ErpSyncReport": _obj(
+        ["ok", "status", "received", "created", "updated", "unchanged", "failed", "errors"],
+        {
+            "ok": _TRUE,
+            "sync_id": _NINT,
+            "status": {"enum": ["success", "partial", "failed"]},
+            "dry_run": _BOOL,
+            "received": _INT,
+            "created": _INT,
+            "updated": _INT,
+            "unchanged": _INT,
+            "synced": _INT,
+            "failed": _INT,
+            "conflicts": _INT,
+            "reason": _NSTR,
+            "errors": {
+                "type": "array",
+                "description": "per-record errors and conflicts (the first 1,000)",
+                "items": _ANY_OBJ,
+            },
+            "errors_total": _INT,
+        },
+    ),
 }
 
 
@@ -836,6 +889,55 @@ def _paths() -> dict[str, Schema]:
                     _query("limit", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "1..1000"),
                 ],
             )
+        },
+        # helper erp
+        "/api/admin/v1/erp/status": {
+            "get": _op(
+                "erpStatus",
+                "The ERP sync: last sync, status, synced and failed records, next pull",
+                {"200": _json(_ref("ErpStatus"), "status")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("org", _S, "the tenant's org code"),
+                    _query("history", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "0..100"),
+                ],
+            )
+        },
+        "/api/admin/v1/erp/sync": {
+            "post": _op(
+                "erpSync",
+                "Queue a pull of the tenant's ERP for the jobs process (no body)",
+                {"202": _json(_ref("ErpSyncQueued"), "queued, or already queued or running")},
+                _ADMIN_POST,
+                admin,
+                params=[_query("org", _S, "the tenant's org code")],
+            )
+        },
+        "/api/admin/v1/erp/import": {
+            "post": {
+                **_op(
+                    "erpImport",
+                    "Sync an uploaded ERP export now (JSON records or CSV with a header)",
+                    {"200": _json(_ref("ErpSyncReport"), "what the import did, record by record")},
+                    _ADMIN_POST,
+                    admin,
+                    params=[
+                        _query("org", _S, "the tenant's org code"),
+                        _query("dry_run", {"enum": ["true", "false"]}, "validate only"),
+                        _query("name", _S, "a file name to record as the source"),
+                    ],
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": ["array", "object"], "description": "records"}
+                        },
+                        "text/csv": {"schema": _S},
+                    },
+                },
+            }
         },
     }
 

@@ -475,3 +475,8 @@ verify_salts = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),  # UTC day
     sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
 )
+
+# helper erp: what one ERP sync did beyond received/synced/failed, and why it stopped
+for _name in ("created", "updated", "unchanged", "conflicts"):
+    erp_syncs.append_column(sa.Column(_name, sa.Integer, nullable=False, server_default="0"))
+erp_syncs.append_column(sa.Column("reason", sa.Text))  # the feed could not be read (whole)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from central import erp_pull
 from central.config import CentralConfig
 from central.errors import ERR_JOB_UNKNOWN, NotFound
 from central.jobs import expiry
@@ -13,6 +14,7 @@ from central.jobs.runs import JobContext, JobFunction, JobResult
 
 LEASE_EXPIRY = "lease_expiry"
 CONSISTENCY_CHECK = "consistency_check"
+ERP_PULL = "erp_pull"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ def run_consistency_check(ctx: JobContext, now: dt.datetime) -> JobResult:
     return JobResult(report.counts(), report.errors)
 
 
+def run_erp_pull(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Run queued ERP pulls and each tenant's scheduled pull that is due."""
+    counts, errors = erp_pull.run_due(ctx.store, now, stop=ctx.stop)
+    return JobResult(counts, errors)
+
+
 JOBS = {
     job.name: job
     for job in (
@@ -55,6 +63,12 @@ JOBS = {
             run_consistency_check,
             "consistency_check_minutes",
             "find what does not add up, fix what is safe, quarantine the rest",
+        ),
+        Job(
+            ERP_PULL,
+            run_erp_pull,
+            "erp_check_minutes",
+            "pull work orders from each tenant's ERP when due (erp_interval_s) or asked",
         ),
     )
 }

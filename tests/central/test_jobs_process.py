@@ -124,7 +124,7 @@ def test_one_process_runs_the_schedule_and_hands_over_on_sigterm(env, db_url):
         )
         body = json.loads(status.stdout)
         assert body["scheduler"]["alive"] and body["scheduler"]["pid"] == standby.pid
-        assert {j["job"] for j in body["jobs"]} == {"lease_expiry", "consistency_check"}
+        assert {j["job"] for j in body["jobs"]} == {"lease_expiry", "consistency_check", "erp_pull"}
         assert all(j["last_success"]["trigger"] == "schedule" for j in body["jobs"])
 
         standby.send_signal(signal.SIGTERM)
