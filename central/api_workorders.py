@@ -113,15 +113,16 @@ def work_order_export() -> Response:
     )
 
 
-@bp.get("/work-orders/<path:number>")
-def work_order_show(number: str) -> dict[str, Any]:
-    """Return one work order with its newest history rows."""
+@bp.route("/work-orders/<path:number>", methods=["GET", "PATCH"])
+def work_order(number: str) -> dict[str, Any]:
+    """Return one work order with its newest history rows (GET), or change it (PATCH)."""
+    if request.method == "PATCH":
+        return _update(number)
     with runtime().store.read() as conn:
         return W.show_work_order(conn, _org(), number)
 
 
-@bp.patch("/work-orders/<path:number>")
-def work_order_update(number: str) -> dict[str, Any]:
+def _update(number: str) -> dict[str, Any]:
     """Change a work order (JSON body: name, quantity, overage_pct, ..., reason)."""
     body = api_admin.json_body()
     unknown = sorted(set(body) - set(_PATCH_FIELDS) - {"reason"})

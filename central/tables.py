@@ -475,3 +475,12 @@ verify_salts = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),  # UTC day
     sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
 )
+
+# helper wo: the sort orders of work-order lists (issue #9), each with the id that breaks
+# ties, so a page walks an index and stops (keyset paging; see central/workorders.py)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.created_at, work_orders.c.id)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.quantity, work_orders.c.id)
+# ... and what makes the count of a page cheap: by product (a SKU filter), and a narrow
+# covering index for a text search, which must read every number and name of the tenant
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.product_id)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.name, work_orders.c.number)

@@ -148,6 +148,19 @@ def upgrade() -> None:
         sa.Column("errors", sa.Text, nullable=False, server_default="[]"),
     )
     op.create_index("ix_erp_syncs_tenant_id_started_at", "erp_syncs", ["tenant_id", "started_at"])
+    # helper wo: the sort orders of work-order lists, each with the id that breaks ties
+    op.create_index(
+        "ix_work_orders_tenant_id_created_at_id", "work_orders", ["tenant_id", "created_at", "id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_quantity_id", "work_orders", ["tenant_id", "quantity", "id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_product_id", "work_orders", ["tenant_id", "product_id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_name_number", "work_orders", ["tenant_id", "name", "number"]
+    )
 
 
 def downgrade() -> None:
