@@ -300,8 +300,7 @@ def to_dict(row: Row[Any], sku: str, product_name: str) -> dict[str, Any]:
     """Return one work order as the API and the CLI show it."""
 
     def when(value: dt.datetime | None) -> str | None:
-        moment = as_utc(value)
-        return None if moment is None else moment.isoformat()
+        return None if value is None else (as_utc(value) or value).isoformat()
 
     return {
         "number": row.number,
@@ -334,6 +333,8 @@ def to_dict(row: Row[Any], sku: str, product_name: str) -> dict[str, Any]:
 
 
 def _json_list(text: str | None) -> list[str]:
+    if not text or text == "[]":
+        return []  # most orders: no JSON to parse
     try:
         value = json.loads(text or "[]")
     except ValueError:
