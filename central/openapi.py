@@ -806,8 +806,8 @@ def _work_order_paths(admin: list[str]) -> dict[str, Schema]:
         _query(
             "sort",
             _S,
-            "created_at, number, quantity, status, source, serial_status or sscc_status; "
-            "prefix - for descending (default -created_at); ties break on the id",
+            "created_at, number or quantity; prefix - for descending (default -created_at); "
+            "ties break on the id",
         ),
         _query("page_size", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "1..500 (50)"),
     ]
