@@ -25,6 +25,7 @@ from central import (
     api_public,
     api_requests,
     api_review,
+    api_workorders,
     openapi,
     ratelimit,
     shedding,
@@ -77,6 +78,7 @@ def create_app(
     app.register_blueprint(api_erp.bp)
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_genconfig.bp)
+    app.register_blueprint(api_workorders.bp)
     app.register_blueprint(openapi.bp)
     # One budget per client address for the verify API and page together (CORS preflights
     # cost nothing), one for enrollment: central/ratelimit.py.

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from central import audit, genhistory
 from central import tables as T
 from central.auth import canonical_enroll_code, hash_secret, new_agent_token, new_enroll_code
 from central.db import Store
@@ -198,6 +199,11 @@ def add_work_order(
     line: str | None = None,
     overage_pct: float = 0.0,
     tolerance_pct: float = 0.0,
+    *,
+    name: str | None = None,
+    source: str = "manual",
+    requested_sscc: int = 0,
+    actor: str = "system",
 ) -> int:
     """Create a work order: planned production of one product and production type."""
     number = _check(_NAME_OF_THING, number, "work order number (letters, digits, . _ / -)")
@@ -210,6 +216,12 @@ def add_work_order(
         raise CentralError(ERR_INVALID, "percentages must be 0..100")
     if line is not None:
         line = _check(_NAME_OF_THING, line, "line name")
+    if name is not None:
+        name = _text(name, "the work order name")
+    if source not in ("erp", "manual"):
+        raise CentralError(ERR_INVALID, "source is erp or manual")
+    if not 0 <= requested_sscc <= 10_000_000:
+        raise CentralError(ERR_INVALID, "requested SSCCs must be 0..10,000,000")
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
         product = conn.execute(
@@ -238,9 +250,45 @@ def add_work_order(
                 line=line,
                 status="open",
                 created_at=now,
+                name=name,
+                source=source,
+                requested_sscc=requested_sscc,
             )
         )
-        return int(result.inserted_primary_key[0])
+        wo_id = int(result.inserted_primary_key[0])
+        details = {
+            "sku": sku,
+            "production_type": ptype,
+            "quantity": quantity,
+            "overage_pct": overage_pct,
+            "tolerance_pct": tolerance_pct,
+            "requested_sscc": requested_sscc,
+            "line": line,
+            "name": name,
+            "source": source,
+        }
+        audit.record(
+            conn,
+            actor,
+            "work_order.create",
+            f"work_order:{org}/{number}",
+            now,
+            None,
+            details,
+            tenant.id,
+        )
+        genhistory.record(
+            conn,
+            tenant_id=tenant.id,
+            action="work_order_create",
+            status="completed",
+            actor=actor,
+            now=now,
+            work_order_id=wo_id,
+            requested=quantity,
+            details=details,
+        )
+        return wo_id
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from zeroconf import InterfaceChoice, ServiceInfo, Zeroconf
 
-from central import admin, agents, audit, create_app, init_registry, reports, review, workorders
+from central import admin, agents, audit, create_app, init_registry, reports, review
 from central import tables as T
 from central.config import CentralConfig, load_config
 from central.db import Store, normalise_url
@@ -427,105 +427,6 @@ def template_list(ctx: _Ctx, org: str) -> None:
             click.echo(json.dumps({"name": name, "template": body}, sort_keys=True))
 
 
-@main.group("work-order")
-def work_order() -> None:
-    """Manage work orders."""
-
-
-@work_order.command(
-    "add",
-    epilog=_example(
-        "lineledger-central work-order add --org MA01 --number WO-1001 --sku TOTE-01 --type HAT "
-        "--quantity 500"
-    ),
-)
-@click.option("--org", required=True)
-@click.option("--number", required=True, help="Work order number.")
-@click.option("--sku", required=True)
-@click.option(
-    "--type",
-    "ptype",
-    required=True,
-    type=click.Choice(["HAT", "OEM"]),
-    help="Production type.",
-)
-@click.option("--quantity", required=True, type=click.IntRange(1, 10_000_000))
-@click.option("--line", default=None, help="Only this line may produce it (default: any).")
-@click.option("--overage", default=0.0, type=click.FloatRange(0, 100), help="Overage %.")
-@click.option(
-    "--tolerance", default=0.0, type=click.FloatRange(0, 100), help="Discrepancy tolerance %."
-)
-@pass_ctx
-@_friendly
-def work_order_add(
-    ctx: _Ctx,
-    org: str,
-    number: str,
-    sku: str,
-    ptype: str,
-    quantity: int,
-    line: str | None,
-    overage: float,
-    tolerance: float,
-) -> None:
-    """Add a work order."""
-    admin.add_work_order(
-        ctx.store,
-        org.upper(),
-        number,
-        sku,
-        ptype,
-        quantity,
-        utcnow(),
-        line=line,
-        overage_pct=overage,
-        tolerance_pct=tolerance,
-    )
-    click.echo(f"work order {number} added to {org.upper()}")
-
-
-@work_order.command(
-    "update",
-    epilog=_example(
-        "lineledger-central work-order update --org MA01 --number WO-1001 --quantity 600 "
-        '--reason "customer raised the order"'
-    ),
-)
-@click.option("--org", required=True)
-@click.option("--number", required=True, help="Work order number.")
-@click.option("--quantity", type=click.IntRange(1, 10_000_000), default=None)
-@click.option("--overage", type=click.FloatRange(0, 100), default=None, help="Overage %.")
-@click.option("--tolerance", type=click.FloatRange(0, 100), default=None, help="Tolerance %.")
-@click.option("--reason", default=None, help="Why (recorded in the audit log).")
-@pass_ctx
-@_friendly
-def work_order_update(
-    ctx: _Ctx,
-    org: str,
-    number: str,
-    quantity: int | None,
-    overage: float | None,
-    tolerance: float | None,
-    reason: str | None,
-) -> None:
-    """Change a work order's quantity, overage or tolerance (lines get it with their config)."""
-    done = workorders.update_work_order(
-        ctx.store,
-        org.upper(),
-        number,
-        audit.cli_actor(),
-        utcnow(),
-        reason,
-        quantity=quantity,
-        overage_pct=overage,
-        tolerance_pct=tolerance,
-    )
-    click.echo(
-        f"work order {number} updated: {done['after']}; it may now consume {done['allowed']} "
-        "serials on all lines"
-    )
-
-
 @main.group()
 def agent() -> None:
     """Manage edge agents."""
@@ -793,4 +694,4 @@ def keys_list(ctx: _Ctx) -> None:
 
 
 # Command groups that live in modules of their own; each registers itself on `main` above.
-from central import cli_config, cli_erp, cli_jobs, cli_review  # noqa: E402, F401
+from central import cli_config, cli_erp, cli_jobs, cli_review, cli_workorders  # noqa: E402, F401

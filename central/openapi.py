@@ -68,6 +68,121 @@ _ID: Schema = {
 _V: Schema = {"type": "integer", "const": 1, "description": "schema version (absent: 1)"}
 _ANY_OBJ: Schema = {"type": "object"}
 
+_NTS: Schema = {"type": ["string", "null"], "description": "UTC time, RFC 3339, or null"}
+_GEN_STATUS: Schema = {"enum": ["pending", "in_progress", "completed", "failed"]}
+_PCT: Schema = {"type": "number", "minimum": 0, "maximum": 100}
+# issue #9: a work order as lists, the detail view and the CSV export show it. Our names for
+# the reference's fields: wo_id -> number, wo_name -> name, wo_source -> source,
+# total_requested_serials -> quantity, total_requested_sscc -> requested_sscc,
+# serial_generation_status -> serial_status, sscc_generation_status -> sscc_status.
+_WORK_ORDER: Schema = _obj(
+    ["number", "name", "sku", "source", "status", "quantity", "allowed", "requested_sscc"],
+    {
+        "number": _S,
+        "name": _S,
+        "sku": _S,
+        "product_name": _S,
+        "production_type": _S,
+        "source": {"enum": ["erp", "manual"]},
+        "status": {"enum": ["open", "closed"]},
+        "quantity": _INT,
+        "allowed": {"type": "integer", "description": "quantity x (1 + overage %)"},
+        "requested_sscc": _INT,
+        "overage_pct": {"type": "number"},
+        "tolerance_pct": {"type": "number"},
+        "generated_serials": _INT,
+        "generated_sscc": _INT,
+        "serial_status": _GEN_STATUS,
+        "sscc_status": _GEN_STATUS,
+        "last_serial_generation_at": _NTS,
+        "last_sscc_generation_at": _NTS,
+        "error_message": _NSTR,
+        "line": {"type": ["string", "null"], "description": "null: any line of the tenant"},
+        "created_at": _TS,
+        "updated_at": _NTS,
+        "closed_at": _NTS,
+        "recalled_at": _NTS,
+        "erp_synced_at": _NTS,
+        "manual_fields": {
+            "type": "array",
+            "items": _S,
+            "description": "fields changed by hand on an `erp` order (an ERP sync keeps them)",
+        },
+    },
+)
+_WORK_ORDER_SCHEMAS: dict[str, Schema] = {
+    "WorkOrder": _WORK_ORDER,
+    "WorkOrderList": _obj(
+        ["count", "next", "previous", "results"],
+        {
+            "count": {"type": "integer", "description": "work orders matching the filters"},
+            "next": {"type": ["string", "null"], "description": "URL of the next page"},
+            "previous": {"type": ["string", "null"], "description": "URL of the page before"},
+            "results": {"type": "array", "items": {"$ref": "#/components/schemas/WorkOrder"}},
+        },
+    ),
+    "WorkOrderDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/WorkOrder"},
+            _obj(
+                ["history"],
+                {
+                    "history": {
+                        "type": "array",
+                        "description": "the newest 100 history rows, newest first",
+                        "items": _obj(
+                            ["action", "status", "actor", "created_at"],
+                            {
+                                "id": _INT,
+                                "action": _S,
+                                "status": _S,
+                                "requested_quantity": _NINT,
+                                "generated_quantity": _NINT,
+                                "details": _ANY_OBJ,
+                                "error_details": {},
+                                "execution_ms": _NINT,
+                                "task_id": _NSTR,
+                                "actor": _S,
+                                "created_at": _TS,
+                            },
+                        ),
+                    }
+                },
+            ),
+        ]
+    },
+    "WorkOrderUpdate": _obj(
+        [],
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "quantity": {"type": ["integer", "null"], "minimum": 1, "maximum": 10_000_000},
+            "overage_pct": {**_PCT, "type": ["number", "null"]},
+            "tolerance_pct": {**_PCT, "type": ["number", "null"]},
+            "requested_sscc": {"type": ["integer", "null"], "minimum": 0, "maximum": 10_000_000},
+            "line": {"type": ["string", "null"], "description": "null: any line"},
+            "reason": {"type": ["string", "null"], "maxLength": 500},
+        },
+        closed=True,
+    ),
+    "WorkOrderUpdated": _obj(
+        ["work_order", "before", "after", "allowed", "manual_fields"],
+        {
+            "work_order": _S,
+            "before": _ANY_OBJ,
+            "after": _ANY_OBJ,
+            "allowed": _INT,
+            "manual_fields": {"type": "array", "items": _S},
+        },
+    ),
+    "WorkOrderClose": _obj(
+        ["reason"], {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}
+    ),
+    "WorkOrderClosed": _obj(
+        ["work_order", "status", "closed_at"],
+        {"work_order": _S, "status": {"const": "closed"}, "closed_at": _TS},
+    ),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj(
         ["ok", "error"],
@@ -342,7 +457,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "JobRuns": _obj(["ok", "runs"], {"ok": _TRUE, "runs": {"type": "array", "items": _ANY_OBJ}}),
     "Health": _obj(["ok", "time", "database"], {"ok": _TRUE, "time": _TS, "database": _S}),
-    # helper erp: the reference's /erp/status answer, plus the newest sync in full
+    # issue #9, ERP: the reference's /erp/status answer, plus the newest sync in full
     "ErpStatus": _obj(
         [
             "ok",
@@ -395,6 +510,7 @@ SCHEMAS: dict[str, Schema] = {
             "errors_total": _INT,
         },
     ),
+    **_WORK_ORDER_SCHEMAS,
 }
 
 
@@ -868,6 +984,7 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        **_work_order_paths(admin),
         "/api/admin/v1/jobs": {
             "get": _op(
                 "jobs",
@@ -938,6 +1055,85 @@ def _paths() -> dict[str, Schema]:
                     },
                 },
             }
+        },
+    }
+
+
+def _work_order_paths(admin: list[str]) -> dict[str, Schema]:
+    number = _path_param("number", "the work order's number")
+    org = {**_query("org", _S, "the tenant's org code"), "required": True}
+    list_params = [
+        org,
+        _query("status", {"enum": ["open", "closed"]}, "open or closed"),
+        _query("source", {"enum": ["erp", "manual"]}, "erp or manual"),
+        _query("serial_status", _GEN_STATUS, "serial generation status"),
+        _query("sscc_status", _GEN_STATUS, "SSCC generation status"),
+        _query("sku", _S, "the product's SKU"),
+        _query("search", _S, "text in the number or the name (case-insensitive)"),
+        _query("from", {"type": "string", "format": "date"}, "created on or after (plant date)"),
+        _query("to", {"type": "string", "format": "date"}, "created on or before (plant date)"),
+        _query(
+            "sort",
+            _S,
+            "created_at, number or quantity; prefix - for descending (default -created_at); "
+            "ties break on the id",
+        ),
+        _query("page_size", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "1..500 (50)"),
+    ]
+    paging = [
+        _query("page", {"type": "string", "pattern": "^[0-9]{1,5}$"}, "a page number"),
+        _query("cursor", _S, "from `next` / `previous`: pages never skip or repeat"),
+    ]
+    return {
+        "/api/admin/v1/work-orders": {
+            "get": _op(
+                "listWorkOrders",
+                "A tenant's work orders, filtered, sorted and paged",
+                {"200": _json(_ref("WorkOrderList"), "one page")},
+                _ADMIN_GET,
+                admin,
+                params=list_params + paging,
+            )
+        },
+        "/api/admin/v1/work-orders.csv": {
+            "get": _op(
+                "exportWorkOrders",
+                "Every work order that matches, as CSV (streamed)",
+                {"200": {"description": "CSV", "content": {"text/csv": {"schema": _S}}}},
+                _ADMIN_GET,
+                admin,
+                params=list_params,
+            )
+        },
+        "/api/admin/v1/work-orders/{number}": {
+            "get": _op(
+                "showWorkOrder",
+                "One work order with its history, newest first",
+                {"200": _json(_ref("WorkOrderDetail"), "the work order")},
+                _ADMIN_GET,
+                admin,
+                params=[number, org],
+            ),
+            "patch": _op(
+                "updateWorkOrder",
+                "Change a work order; on an `erp` order the fields join `manual_fields`",
+                {"200": _json(_ref("WorkOrderUpdated"), "changed")},
+                _ADMIN_POST,
+                admin,
+                body="WorkOrderUpdate",
+                params=[number, org],
+            ),
+        },
+        "/api/admin/v1/work-orders/{number}/close": {
+            "post": _op(
+                "closeWorkOrder",
+                "Close a work order: lines stop getting it, no lease is sized for it again",
+                {"200": _json(_ref("WorkOrderClosed"), "closed")},
+                _ADMIN_POST,
+                admin,
+                body="WorkOrderClose",
+                params=[number, org],
+            )
         },
     }
 

@@ -476,7 +476,15 @@ verify_salts = sa.Table(
     sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
 )
 
-# helper erp: what one ERP sync did beyond received/synced/failed, and why it stopped
+# issue #9, ERP: what one ERP sync did beyond received/synced/failed, and why it stopped
 for _name in ("created", "updated", "unchanged", "conflicts"):
     erp_syncs.append_column(sa.Column(_name, sa.Integer, nullable=False, server_default="0"))
 erp_syncs.append_column(sa.Column("reason", sa.Text))  # the feed could not be read (whole)
+# issue #9: the sort orders of work-order lists, each with the id that breaks
+# ties, so a page walks an index and stops (keyset paging; see central/workorders.py)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.created_at, work_orders.c.id)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.quantity, work_orders.c.id)
+# ... and what makes the count of a page cheap: by product (a SKU filter), and a narrow
+# covering index for a text search, which must read every number and name of the tenant
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.product_id)
+sa.Index(None, work_orders.c.tenant_id, work_orders.c.name, work_orders.c.number)

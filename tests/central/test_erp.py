@@ -249,7 +249,9 @@ def test_a_file_creates_work_orders_and_a_second_import_changes_nothing(store):
     assert rows["ERP-3"].status == "closed" and rows["ERP-3"].closed_at is not None
     with store.read() as conn:
         history = conn.execute(
-            sa.select(sa.func.count()).select_from(T.generation_history)
+            sa.select(sa.func.count())
+            .select_from(T.generation_history)
+            .where(T.generation_history.c.action == "erp_sync")
         ).scalar()
         audits = (
             conn.execute(sa.select(T.audit_log.c.action).where(T.audit_log.c.action.like("erp.%")))
@@ -263,9 +265,12 @@ def test_a_file_creates_work_orders_and_a_second_import_changes_nothing(store):
     assert (second.created, second.updated, second.unchanged, second.failed) == (0, 0, 3, 0)
     assert wo_rows(store) == rows  # not even erp_synced_at moved
     with store.read() as conn:
-        assert (
-            conn.execute(sa.select(sa.func.count()).select_from(T.generation_history)).scalar() == 3
+        erp_rows = (
+            sa.select(sa.func.count())
+            .select_from(T.generation_history)
+            .where(T.generation_history.c.action == "erp_sync")
         )
+        assert conn.execute(erp_rows).scalar() == 3
 
 
 def test_changes_update_erp_orders_with_history(store):

@@ -148,11 +148,24 @@ def upgrade() -> None:
         sa.Column("errors", sa.Text, nullable=False, server_default="[]"),
     )
     op.create_index("ix_erp_syncs_tenant_id_started_at", "erp_syncs", ["tenant_id", "started_at"])
-    # helper erp: what one ERP sync did beyond received/synced/failed, and why it stopped
+    # issue #9, ERP: what one ERP sync did beyond received/synced/failed, and why it stopped
     with op.batch_alter_table("erp_syncs") as batch:
         for name in ("created", "updated", "unchanged", "conflicts"):
             batch.add_column(sa.Column(name, sa.Integer, nullable=False, server_default="0"))
         batch.add_column(sa.Column("reason", sa.Text))
+    # issue #9: the sort orders of work-order lists, each with the id that breaks ties
+    op.create_index(
+        "ix_work_orders_tenant_id_created_at_id", "work_orders", ["tenant_id", "created_at", "id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_quantity_id", "work_orders", ["tenant_id", "quantity", "id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_product_id", "work_orders", ["tenant_id", "product_id"]
+    )
+    op.create_index(
+        "ix_work_orders_tenant_id_name_number", "work_orders", ["tenant_id", "name", "number"]
+    )
 
 
 def downgrade() -> None:
