@@ -197,22 +197,26 @@ def add_work_order(
     quantity: int,
     now: dt.datetime,
     line: str | None = None,
-    overage_pct: float = 0.0,
-    tolerance_pct: float = 0.0,
+    overage_pct: float | None = None,
+    tolerance_pct: float | None = None,
     *,
     name: str | None = None,
     source: str = "manual",
     requested_sscc: int = 0,
     actor: str = "system",
 ) -> int:
-    """Create a work order: planned production of one product and production type."""
+    """Create a work order: planned production of one product and production type.
+
+    Overage and tolerance not given are the tenant's defaults from its generation
+    configuration (`manufacturing_percentage`, `discrepancy_tolerance`; 0 if never set).
+    """
     number = _check(_NAME_OF_THING, number, "work order number (letters, digits, . _ / -)")
     ptype = ptype.upper()
     if ptype not in PRODUCTION_TYPES:
         raise CentralError(ERR_INVALID, f"production type is one of {', '.join(PRODUCTION_TYPES)}")
     if not 1 <= quantity <= 10_000_000:
         raise CentralError(ERR_INVALID, "quantity must be 1..10,000,000")
-    if not (0 <= overage_pct <= 100 and 0 <= tolerance_pct <= 100):
+    if not all(p is None or 0 <= p <= 100 for p in (overage_pct, tolerance_pct)):
         raise CentralError(ERR_INVALID, "percentages must be 0..100")
     if line is not None:
         line = _check(_NAME_OF_THING, line, "line name")
@@ -238,6 +242,17 @@ def add_work_order(
         ).first()
         if exists:
             raise Conflict(ERR_WORK_ORDER_EXISTS, f"work order {number} exists already for {org}")
+        if overage_pct is None or tolerance_pct is None:
+            defaults = conn.execute(
+                sa.select(
+                    T.generation_config.c.manufacturing_percentage,
+                    T.generation_config.c.discrepancy_tolerance,
+                ).where(T.generation_config.c.tenant_id == tenant.id)
+            ).first()
+            if overage_pct is None:
+                overage_pct = float(defaults.manufacturing_percentage) if defaults else 0.0
+            if tolerance_pct is None:
+                tolerance_pct = float(defaults.discrepancy_tolerance) if defaults else 0.0
         result = conn.execute(
             T.work_orders.insert().values(
                 tenant_id=tenant.id,

@@ -59,9 +59,17 @@ def work_order() -> None:
 )
 @click.option("--quantity", required=True, type=click.IntRange(1, 10_000_000))
 @click.option("--line", default=None, help="Only this line may produce it (default: any).")
-@click.option("--overage", default=0.0, type=click.FloatRange(0, 100), help="Overage %.")
 @click.option(
-    "--tolerance", default=0.0, type=click.FloatRange(0, 100), help="Discrepancy tolerance %."
+    "--overage",
+    default=None,
+    type=click.FloatRange(0, 100),
+    help="Overage % (default: the tenant's manufacturing percentage, `config show`).",
+)
+@click.option(
+    "--tolerance",
+    default=None,
+    type=click.FloatRange(0, 100),
+    help="Discrepancy tolerance % (default: the tenant's discrepancy tolerance).",
 )
 @click.option("--name", default=None, help="A name people know it by (default: the number).")
 @click.option(
@@ -87,8 +95,8 @@ def work_order_add(
     ptype: str,
     quantity: int,
     line: str | None,
-    overage: float,
-    tolerance: float,
+    overage: float | None,
+    tolerance: float | None,
     name: str | None,
     source: str,
     requested_sscc: int,
@@ -225,8 +233,14 @@ def work_order_show(ctx: _Ctx, number: str, org: str | None, fmt: str) -> None:
         click.echo(json.dumps(body, indent=2))
         return
     for key, value in body.items():
-        if key != "history":
+        if key not in ("history", "needs"):
             click.echo(f"{key:26} {'' if value is None else value}")
+    needs = body["needs"]
+    levels = ", ".join(
+        f"{name} {level['count']} (×{level['multiplier']})"
+        for name, level in needs["levels"].items()
+    )
+    click.echo(f"{'needs':26} {needs['units']} units; {levels}; {needs['sscc']} SSCCs")
     click.echo("history:")
     for h in body["history"]:
         click.echo(

@@ -125,8 +125,22 @@ _WORK_ORDER_SCHEMAS: dict[str, Schema] = {
         "allOf": [
             {"$ref": "#/components/schemas/WorkOrder"},
             _obj(
-                ["history"],
+                ["history", "needs"],
                 {
+                    "needs": _obj(
+                        ["quantity", "overage_pct", "units", "levels", "sscc"],
+                        {
+                            "quantity": _INT,
+                            "overage_pct": {"type": "number"},
+                            "units": _INT,
+                            "levels": {
+                                "type": "object",
+                                "description": "per enabled level l1..l4: multiplier, count",
+                                "additionalProperties": _ANY_OBJ,
+                            },
+                            "sscc": _INT,
+                        },
+                    ),
                     "history": {
                         "type": "array",
                         "description": "the newest 100 history rows, newest first",
@@ -146,7 +160,7 @@ _WORK_ORDER_SCHEMAS: dict[str, Schema] = {
                                 "created_at": _TS,
                             },
                         ),
-                    }
+                    },
                 },
             ),
         ]

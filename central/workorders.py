@@ -475,10 +475,16 @@ def show_work_order(
     conn: Connection, org: str, number: str, history_limit: int = HISTORY_LIMIT
 ) -> dict[str, Any]:
     """Return one work order with its newest history rows."""
+    from central.genconfig import needs, rules_for_tenant
+
     tenant = tenant_by_org(conn, org)
     row = _one(conn, tenant.id, org, number)
     return {
         **to_dict(row, row.sku, row.product_name),
+        # serials per packaging level and SSCCs, from the tenant's aggregation rules
+        "needs": needs(
+            int(row.quantity), float(row.overage_pct), rules_for_tenant(conn, tenant.id)
+        ),
         "history": history(conn, row.id, history_limit),
     }
 

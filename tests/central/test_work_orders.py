@@ -338,3 +338,39 @@ def test_the_cli_lists_shows_updates_and_closes(orders, central_config):
         assert out.exit_code == 1 and "ERR_INVALID" in out.output, out.output
     both = run("update", "--org", "MA01", "--number", "WO-1", "--line", "L1", "--any-line")
     assert both.exit_code == 2
+
+
+def test_new_orders_take_the_tenants_defaults_and_show_what_each_level_needs(
+    client, orders, auth
+):
+    from central import genconfig
+
+    store = runtime(orders).store
+    genconfig.save(
+        store,
+        "MA01",
+        {
+            "manufacturing_percentage": 5,
+            "discrepancy_tolerance": 2,
+            "aggregation_rules": {
+                "l1": {"enabled": True, "multiplier": 1},
+                "l2": {"enabled": True, "multiplier": 12},
+                "l3": {"enabled": True, "multiplier": 480},
+            },
+        },
+        "test",
+        NOW,
+        partial=True,
+    )
+    add(orders, "WO-DEF", quantity=1000)  # no overage or tolerance given
+    add(orders, "WO-OWN", quantity=1000, overage_pct=0.0, tolerance_pct=0.0)
+    shown = client.get(f"{API}/WO-DEF?org=MA01", headers=auth).json
+    assert (shown["overage_pct"], shown["tolerance_pct"]) == (5.0, 2.0)
+    # 1000 + 5 % = 1050 units; 1050 / 12 -> 88 cases; 1050 / 480 -> 3 pallets; 91 SSCCs
+    assert shown["needs"]["units"] == 1050
+    assert shown["needs"]["levels"]["l2"] == {"multiplier": 12, "count": 88}
+    assert shown["needs"]["levels"]["l3"] == {"multiplier": 480, "count": 3}
+    assert shown["needs"]["sscc"] == 91
+    own = client.get(f"{API}/WO-OWN?org=MA01", headers=auth).json
+    assert (own["overage_pct"], own["tolerance_pct"]) == (0.0, 0.0)
+    assert own["needs"]["units"] == 1000 and own["needs"]["sscc"] == 84 + 3
