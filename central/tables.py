@@ -475,3 +475,23 @@ verify_salts = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),  # UTC day
     sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
 )
+
+# helper gen (issue #9): pre-generated randomised serials (sgtin-random), unique per GTIN,
+# made for a work order by a generation task and later handed to lines as list leases
+# (OPEN-SCS style: request, use, return unused). A serial is never deleted and never handed
+# out twice: free -> leased -> used | returned (returned-unused serials stay retired).
+serial_pool = sa.Table(
+    "serial_pool",
+    metadata,
+    sa.Column("gtin", sa.String(14), primary_key=True),
+    sa.Column("serial", sa.String(20), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False),
+    sa.Column("task_id", sa.String(36)),
+    sa.Column("lease_id", sa.String(36)),  # the list lease that holds it (NULL: free)
+    sa.Column("state", sa.String(10), nullable=False, server_default="free"),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS),
+    sa.Index(None, "work_order_id", "state"),
+    sa.Index(None, "lease_id"),
+)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from central import gentasks
 from central.config import CentralConfig
 from central.errors import ERR_JOB_UNKNOWN, NotFound
 from central.jobs import expiry
@@ -13,6 +15,7 @@ from central.jobs.runs import JobContext, JobFunction, JobResult
 
 LEASE_EXPIRY = "lease_expiry"
 CONSISTENCY_CHECK = "consistency_check"
+GENERATION_TASKS = "generation_tasks"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Job:
     run: JobFunction
     interval_setting: str
     description: str
+    # The scheduler skips a run (and records none) when this says there is nothing to do.
+    has_work: Callable[[JobContext, dt.datetime], bool] | None = None
 
     def interval(self, config: CentralConfig) -> dt.timedelta:
         """Return how often the scheduler runs the job."""
@@ -41,6 +46,23 @@ def run_consistency_check(ctx: JobContext, now: dt.datetime) -> JobResult:
     return JobResult(report.counts(), report.errors)
 
 
+def run_generation_tasks(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Run queued work-order generation tasks (and resume abandoned ones) until none is left."""
+    counts = gentasks.run_pending(ctx.store, ctx.lock_ttl, should_stop=ctx.stop.is_set)
+    errors = []
+    if counts[gentasks.FAILED]:
+        errors.append(
+            f"{counts[gentasks.FAILED]} generation task(s) failed: "
+            "see lineledger-central work-order task TASK_ID"
+        )
+    return JobResult(counts, errors)
+
+
+def generation_tasks_waiting(ctx: JobContext, now: dt.datetime) -> bool:
+    """Tell whether a generation task waits for the jobs process."""
+    return gentasks.has_work(ctx.store, now, ctx.lock_ttl)
+
+
 JOBS = {
     job.name: job
     for job in (
@@ -55,6 +77,13 @@ JOBS = {
             run_consistency_check,
             "consistency_check_minutes",
             "find what does not add up, fix what is safe, quarantine the rest",
+        ),
+        Job(
+            GENERATION_TASKS,
+            run_generation_tasks,
+            "generation_tasks_minutes",
+            "generate SSCCs and randomised serials that work orders asked for",
+            generation_tasks_waiting,
         ),
     )
 }

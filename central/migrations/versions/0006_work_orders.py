@@ -148,6 +148,21 @@ def upgrade() -> None:
         sa.Column("errors", sa.Text, nullable=False, server_default="[]"),
     )
     op.create_index("ix_erp_syncs_tenant_id_started_at", "erp_syncs", ["tenant_id", "started_at"])
+    # helper gen: the pool of pre-generated randomised serials (sgtin-random), unique per GTIN
+    op.create_table(
+        "serial_pool",
+        sa.Column("gtin", sa.String(14), primary_key=True),
+        sa.Column("serial", sa.String(20), primary_key=True),
+        sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("work_order_id", sa.Integer, sa.ForeignKey("work_orders.id"), nullable=False),
+        sa.Column("task_id", sa.String(36)),
+        sa.Column("lease_id", sa.String(36)),
+        sa.Column("state", sa.String(10), nullable=False, server_default="free"),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("updated_at", TS),
+    )
+    op.create_index("ix_serial_pool_work_order_id_state", "serial_pool", ["work_order_id", "state"])
+    op.create_index("ix_serial_pool_lease_id", "serial_pool", ["lease_id"])
 
 
 def downgrade() -> None:
