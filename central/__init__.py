@@ -18,6 +18,7 @@ from flask import Flask
 from central import (
     api_admin,
     api_edge,
+    api_generate,
     api_jobs,
     api_ops,
     api_public,
@@ -73,6 +74,7 @@ def create_app(
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_jobs.bp)
     app.register_blueprint(api_review.bp)
+    app.register_blueprint(api_generate.bp)
     app.register_blueprint(openapi.bp)
     # One budget per client address for the verify API and page together (CORS preflights
     # cost nothing), one for enrollment: central/ratelimit.py.
