@@ -260,3 +260,16 @@ def test_hostile_quantities(store: Any, quantity: Any) -> None:
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(T.generation_tasks)).scalar() == 0
         )
+
+
+def test_pool_skips_a_serial_the_gtin_has_already(store: Any) -> None:
+    """The database, not luck, keeps serials unique per GTIN: a repeat is skipped, counted out."""
+    task, _ = ask(store, "serials", 3)
+    assert task is not None
+    now = dt.datetime.now(dt.UTC)
+    with store.write() as conn:
+        row = conn.execute(sa.select(T.generation_tasks)).one()
+        assert gentasks._insert_pool(store, conn, row, GTIN, ["AAA", "BBB"], now) == 2
+        assert gentasks._insert_pool(store, conn, row, GTIN, ["BBB", "CCC", "AAA"], now) == 1
+        assert gentasks._insert_pool(store, conn, row, "00000000000000", ["AAA"], now) == 1
+    assert sorted(serials_of(store)) == ["AAA", "AAA", "BBB", "CCC"]
