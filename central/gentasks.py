@@ -403,10 +403,14 @@ def cancel_task(store: Store, task_id: str, actor: str, now: dt.datetime) -> Tas
     t = T.generation_tasks.c
     with store.write() as conn:
         task = get_task(conn, task_id)
+        # lock the row: a runner claiming it meanwhile waits, then finds it no longer queued
+        row = conn.execute(
+            store.lock_row(sa.select(T.generation_tasks).where(t.id == task.id))
+        ).one()
+        task = get_task(conn, task.id)
         if task.status in FINISHED:
             raise Conflict(ERR_TASK_FINISHED, f"task {task.id} is {task.status} already")
         if task.status == QUEUED:
-            row = _task_row(conn, task.id)
             _finish(conn, row, CANCELLED, now, actor)
         else:
             conn.execute(
@@ -422,7 +426,7 @@ def cancel_task(store: Store, task_id: str, actor: str, now: dt.datetime) -> Tas
             now,
             None,
             {"task_id": task.id, "kind": task.kind, "done": task.done, "status": task.status},
-            None,
+            row.tenant_id,
         )
         return get_task(conn, task.id)
 

@@ -235,3 +235,26 @@ def test_cli_serial_format(app: Any, tenant: Any, central_config: dict[str, Any]
         "sgtin-seq",
     )
     assert out.exit_code == 1 and "ERR_SERIAL_FORMAT" in out.output
+
+
+def test_cli_ctrl_c_leaves_the_task_running(
+    app: Any, tenant: Any, central_config: dict[str, Any], monkeypatch: Any
+) -> None:
+    from central import cli_generate
+
+    store = runtime(app).store
+    set_sscc_source(store)
+
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_generate.time, "sleep", interrupt)
+    out = _cli(central_config, "work-order", "generate", "WO-HAT-1", "--sscc", "2", "--wait")
+    assert out.exit_code == 130
+    assert "carries on in the jobs process" in out.output
+    with store.read() as conn:
+        status = conn.execute(sa.select(T.generation_tasks.c.status)).scalar_one()
+    assert status == "queued"
+    unknown = _cli(central_config, "work-order", "task", "no-such-task")
+    assert unknown.exit_code == 1 and "ERR_TASK_UNKNOWN" in unknown.output
+    assert "Traceback" not in unknown.output

@@ -5,7 +5,8 @@
   `closed_at`, and what the ERP sync needs (`erp_synced_at`, `manual_fields`).
 - `products` gains its serial format (`standard` for every existing product).
 - New: `generation_config` (per tenant), `generation_history`, `generation_tasks`,
-  `number_counters`, `ssccs`, `erp_syncs`.
+  `number_counters`, `ssccs`, `erp_syncs`, and `serial_pool` (pre-generated randomised
+  serials, unique per GTIN, handed to lines as list leases).
 
 Revision ID: 0006
 Revises: 0005
