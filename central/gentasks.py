@@ -271,11 +271,13 @@ def request_generation(
         raise CentralError(ERR_INVALID, f"quantity must be 1..{MAX_QUANTITY[kind]:,}")
     generated_col = _WO_COLUMNS[kind][0]
     with store.write() as conn:
-        wo = find_work_order(conn, org, number)
-        # serialise requests for one work order (PostgreSQL; SQLite has one writer anyway)
-        conn.execute(
-            store.lock_row(sa.select(T.work_orders.c.id).where(T.work_orders.c.id == wo.id))
-        )
+        found = find_work_order(conn, org, number)
+        # serialise requests for one work order (PostgreSQL; SQLite has one writer anyway),
+        # and read its counts under that lock
+        wo = conn.execute(
+            store.lock_row(sa.select(T.work_orders).where(T.work_orders.c.id == found.id))
+        ).one()
+        org_code = found.org_code
         if wo.status != "open":
             raise Conflict(ERR_WORK_ORDER_CLOSED, f"work order {number} is {wo.status}, not open")
         generated = int(getattr(wo, generated_col))
@@ -345,7 +347,7 @@ def request_generation(
             conn,
             actor,
             f"work_order.generate_{kind}",
-            f"work_order:{wo.org_code}/{wo.number}",
+            f"work_order:{org_code}/{wo.number}",
             now,
             None,
             details,
