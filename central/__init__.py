@@ -18,6 +18,8 @@ from flask import Flask
 from central import (
     api_admin,
     api_edge,
+    api_erp,
+    api_genconfig,
     api_generate,
     api_jobs,
     api_ops,
@@ -73,7 +75,9 @@ def create_app(
     app.register_blueprint(api_public.bp)
     app.register_blueprint(api_admin.bp)
     app.register_blueprint(api_jobs.bp)
+    app.register_blueprint(api_erp.bp)
     app.register_blueprint(api_review.bp)
+    app.register_blueprint(api_genconfig.bp)
     app.register_blueprint(api_generate.bp)
     app.register_blueprint(openapi.bp)
     # One budget per client address for the verify API and page together (CORS preflights

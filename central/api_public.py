@@ -18,7 +18,14 @@ from central.auth import bearer_token
 from central.errors import NotFound
 from central.runtime import runtime
 from central.timeutil import utcnow
-from central.verify import GENUINE, Verification, verify_code, verify_gs1
+from central.verify import (
+    GENUINE,
+    Verification,
+    looks_like_sscc,
+    verify_code,
+    verify_gs1,
+    verify_sscc,
+)
 
 bp = Blueprint("public", __name__)
 
@@ -54,18 +61,22 @@ def _is_admin() -> bool:
         return admin_token_valid(conn, token)
 
 
-def _verify(code: str, gs1: tuple[str, str] | None = None) -> Verification:
+def _verify(code: str, gs1: tuple[str, str] | None = None, sscc: bool = False) -> Verification:
     rt = runtime()
     started = time.perf_counter()
     warn = rt.config.verify_warn_client_days
-    if gs1 is None:
+    sscc = sscc or (gs1 is None and looks_like_sscc(code[:MAX_CODE]))
+    if sscc:
+        result = verify_sscc(rt.store, code[:MAX_CODE], _is_admin())
+    elif gs1 is None:
         result = verify_code(rt.store, rt.keyring, code[:MAX_CODE], _is_admin(), None, warn)
     else:
         gtin, ai21 = gs1[0][:MAX_CODE], gs1[1][:MAX_CODE]
         result = verify_gs1(rt.store, rt.keyring, gtin, ai21, _is_admin(), warn)
     rt.metrics.verify_seconds.observe(time.perf_counter() - started)
     rt.metrics.verify.labels(result.verdict).inc()
-    if result.verdict == GENUINE or "verifications" in result.details:
+    # SSCCs are not counted per client: they are printed in clear, a count says nothing.
+    if not sscc and (result.verdict == GENUINE or "verifications" in result.details):
         rt.tally.add(result.serial, utcnow(), request.remote_addr)
     return result
 
@@ -120,6 +131,16 @@ def digital_link(gtin: str, qualifiers: str) -> Any:
             "ERR_NOT_FOUND", "a GS1 Digital Link here is /01/{gtin}[/22/..][/10/..]/21/{serial}"
         )
     result = _verify("", (gtin, dict(pairs)["21"]))
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if request.args.get("format") == "json" or best == "application/json":
+        return result.to_dict()
+    return render_template("verify.html", result=result.to_dict())
+
+
+@bp.get("/00/<sscc>")
+def digital_link_sscc(sscc: str) -> Any:
+    """Resolve a GS1 Digital Link of a case or pallet: `/00/{sscc}`."""
+    result = _verify(sscc, sscc=True)
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     if request.args.get("format") == "json" or best == "application/json":
         return result.to_dict()

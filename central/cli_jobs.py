@@ -63,8 +63,10 @@ def jobs(click_ctx: click.Context, standby: bool) -> None:
     """Run the central jobs on their schedule in this process (only one such process runs).
 
     Lease expiry runs every `lease_expiry_minutes`, the consistency check every
-    `consistency_check_minutes`. SIGTERM stops it cleanly. A second `jobs` process refuses
-    with ERR_JOB_BUSY unless started with --standby.
+    `consistency_check_minutes`; every `erp_check_minutes` the ERP pull runs queued pulls
+    and each tenant's pull that is due (its generation config's erp_interval_s). SIGTERM
+    stops it cleanly. A second `jobs` process refuses with ERR_JOB_BUSY unless started with
+    --standby.
     """
     if click_ctx.invoked_subcommand is not None:
         return

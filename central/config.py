@@ -66,6 +66,9 @@ class CentralConfig:
     # Central jobs (`lineledger-central jobs`): minutes between runs.
     lease_expiry_minutes: float = 15.0
     consistency_check_minutes: float = 60.0
+    # How often the jobs process looks for due or queued ERP pulls (each tenant's own
+    # erp_interval_s says how often it is pulled).
+    erp_check_minutes: float = 1.0
     # How often the jobs process looks for queued work-order generation tasks (issue #9);
     # a look that finds none is not recorded as a run.
     generation_tasks_minutes: float = 0.05

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol.errors import CodedError
 
 
@@ -40,6 +42,21 @@ class Unavailable(CentralError):
     status = 503
 
 
+class ValidationFailed(CentralError):
+    """A document has problems in named fields; `details` maps each field to its messages."""
+
+    status = 400
+
+    def __init__(self, message: str, details: dict[str, list[str]]) -> None:
+        super().__init__(ERR_VALIDATION, message)
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error body with its field details."""
+        return {**super().to_dict(), "details": self.details}
+
+
+ERR_VALIDATION = "ERR_VALIDATION"
 ERR_UNAUTHORIZED = "ERR_UNAUTHORIZED"
 ERR_AGENT_REVOKED = "ERR_AGENT_REVOKED"
 ERR_ENROLL_CODE = "ERR_ENROLL_CODE"
@@ -94,6 +111,29 @@ ERR_JOB_FAILED = "ERR_JOB_FAILED"
 ERR_LEASE_ACCOUNTING = "ERR_LEASE_ACCOUNTING"
 ERR_AGENT_SILENT = "ERR_AGENT_SILENT"
 ERR_NOT_INITIALISED = "ERR_NOT_INITIALISED"
+# ERP sync (issue #9; central/erp.py). Per record: the record is refused, the feed goes on.
+ERR_ERP_FIELD = "ERR_ERP_FIELD"  # a field is missing or malformed
+ERR_ERP_GTIN = "ERR_ERP_GTIN"
+ERR_ERP_PRODUCT_UNKNOWN = "ERR_ERP_PRODUCT_UNKNOWN"
+ERR_ERP_PRODUCT_MISMATCH = "ERR_ERP_PRODUCT_MISMATCH"
+ERR_ERP_QUANTITY = "ERR_ERP_QUANTITY"
+ERR_ERP_DUPLICATE = "ERR_ERP_DUPLICATE"
+# Conflicts: the record is valid but the registry keeps what it has, and says so.
+ERR_ERP_MANUAL_ORDER = "ERR_ERP_MANUAL_ORDER"
+ERR_ERP_MANUAL_VALUE = "ERR_ERP_MANUAL_VALUE"
+ERR_ERP_CLOSED = "ERR_ERP_CLOSED"
+ERR_ERP_PRODUCT_CHANGED = "ERR_ERP_PRODUCT_CHANGED"
+# The feed as a whole (file or pull) could not be read.
+ERR_ERP_FORMAT = "ERR_ERP_FORMAT"
+ERR_ERP_TOO_LARGE = "ERR_ERP_TOO_LARGE"
+ERR_ERP_NOT_CONFIGURED = "ERR_ERP_NOT_CONFIGURED"
+
+# ... and for a pull (central/erp_pull.py)
+ERR_ERP_UNAVAILABLE = "ERR_ERP_UNAVAILABLE"  # timeouts, connection errors, 5xx (after retries)
+ERR_ERP_REFUSED = "ERR_ERP_REFUSED"  # a 4xx answer (bad token, wrong URL)
+ERR_ERP_FOREIGN_URL = "ERR_ERP_FOREIGN_URL"  # `next` or a redirect to another host
+ERR_ERP_DEADLINE = "ERR_ERP_DEADLINE"
+ERR_ERP_STOPPED = "ERR_ERP_STOPPED"
 # issue #9: generation tasks (central.gentasks) and GS1-native serial formats.
 ERR_WORK_ORDER_CLOSED = "ERR_WORK_ORDER_CLOSED"
 ERR_NOT_PREGENERATED = "ERR_NOT_PREGENERATED"

@@ -75,7 +75,15 @@ SCHEMAS: dict[str, Schema] = {
             "ok": {"const": False},
             "error": _obj(
                 ["code", "message"],
-                {"code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}, "message": _S},
+                {
+                    "code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"},
+                    "message": _S,
+                    # ERR_VALIDATION only: every problem of a document, by field
+                    "details": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": _S},
+                    },
+                },
                 closed=True,
             ),
         },
@@ -334,7 +342,172 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "JobRuns": _obj(["ok", "runs"], {"ok": _TRUE, "runs": {"type": "array", "items": _ANY_OBJ}}),
     "Health": _obj(["ok", "time", "database"], {"ok": _TRUE, "time": _TS, "database": _S}),
+    # helper erp: the reference's /erp/status answer, plus the newest sync in full
+    "ErpStatus": _obj(
+        [
+            "ok",
+            "org",
+            "last_sync",
+            "status",
+            "synced_records",
+            "failed_records",
+            "next_scheduled_sync",
+        ],
+        {
+            "ok": _TRUE,
+            "org": _S,
+            "configured": _BOOL,
+            "erp_url": _NSTR,
+            "interval_s": _NINT,
+            "last_sync": {"type": ["string", "null"], "description": "UTC time, RFC 3339"},
+            "status": {"enum": ["never", "queued", "running", "success", "partial", "failed"]},
+            "synced_records": _INT,
+            "failed_records": _INT,
+            "next_scheduled_sync": {"type": ["string", "null"], "description": "null: no schedule"},
+            "sync": {"type": ["object", "null"]},
+            "history": {"type": "array", "items": _ANY_OBJ},
+        },
+    ),
+    "ErpSyncQueued": _obj(
+        ["ok", "org", "sync_id", "queued", "status"],
+        {"ok": _TRUE, "org": _S, "sync_id": _INT, "queued": _BOOL, "status": {"const": "queued"}},
+    ),
+    "ErpSyncReport": _obj(
+        ["ok", "status", "received", "created", "updated", "unchanged", "failed", "errors"],
+        {
+            "ok": _TRUE,
+            "sync_id": _NINT,
+            "status": {"enum": ["success", "partial", "failed"]},
+            "dry_run": _BOOL,
+            "received": _INT,
+            "created": _INT,
+            "updated": _INT,
+            "unchanged": _INT,
+            "synced": _INT,
+            "failed": _INT,
+            "conflicts": _INT,
+            "reason": _NSTR,
+            "errors": {
+                "type": "array",
+                "description": "per-record errors and conflicts (the first 1,000)",
+                "items": _ANY_OBJ,
+            },
+            "errors_total": _INT,
+        },
+    ),
 }
+
+
+# issue #9: a tenant's generation configuration (central/genconfig.py)
+_LEVEL: Schema = _obj(
+    ["enabled", "multiplier"],
+    {"enabled": _BOOL, "multiplier": {"type": "integer", "minimum": 1, "maximum": 10_000_000}},
+    closed=True,
+)
+_PCT: Schema = {"type": "number", "minimum": 0, "maximum": 100}
+_CONFIG_FIELDS: Schema = {
+    "serial_sources": {
+        "type": "array",
+        "maxItems": 16,
+        "items": _obj(
+            ["name", "kind"],
+            {
+                "name": {"type": "string", "maxLength": 64},
+                "kind": {"enum": ["standard", "sgtin-seq", "sgtin-random"]},
+                "enabled": _BOOL,
+            },
+            closed=True,
+        ),
+    },
+    "sscc_sources": {
+        "type": "array",
+        "maxItems": 16,
+        "items": _obj(
+            ["name", "company_prefix", "extension_digit"],
+            {
+                "name": {"type": "string", "maxLength": 64},
+                "company_prefix": {"type": "string", "pattern": "^[0-9]{6,12}$"},
+                "extension_digit": {"type": "integer", "minimum": 0, "maximum": 9},
+                "enabled": _BOOL,
+            },
+            closed=True,
+        ),
+    },
+    "manufacturing_percentage": _PCT,
+    "discrepancy_tolerance": _PCT,
+    "aggregation_rules": _obj(
+        ["l1"], {"l1": _LEVEL, "l2": _LEVEL, "l3": _LEVEL, "l4": _LEVEL}, closed=True
+    ),
+    "erp_url": {"type": ["string", "null"], "maxLength": 500},
+    "erp_interval_s": {"type": ["integer", "null"], "minimum": 60, "maximum": 604_800},
+}
+_CONFIG_SHOWN: Schema = {
+    "org": _S,
+    "erp_token_set": _BOOL,
+    "is_default": _BOOL,
+    "updated_at": {"type": ["string", "null"]},
+    "updated_by": _NSTR,
+}
+_CONFIG_INPUT: Schema = {
+    **_CONFIG_FIELDS,
+    "erp_token": {
+        "type": ["string", "null"],
+        "maxLength": 500,
+        "description": "a secret: stored, never returned (absent: keep; null: clear)",
+    },
+    **{k: {"description": "read-only: accepted and ignored"} for k in _CONFIG_SHOWN},
+}
+_REQUIRED_CONFIG = [
+    "serial_sources",
+    "sscc_sources",
+    "manufacturing_percentage",
+    "discrepancy_tolerance",
+    "aggregation_rules",
+    "erp_url",
+    "erp_interval_s",
+]
+SCHEMAS.update(
+    {
+        "GenerationConfigInput": _obj(_REQUIRED_CONFIG, _CONFIG_INPUT, closed=True),
+        "GenerationConfigPatch": _obj([], _CONFIG_INPUT, closed=True),
+        "GenerationConfig": _obj(
+            [*_REQUIRED_CONFIG, *_CONFIG_SHOWN], {**_CONFIG_FIELDS, **_CONFIG_SHOWN}
+        ),
+        "GenerationConfigShown": _obj(
+            ["ok", "config"], {"ok": _TRUE, "config": _ref("GenerationConfig")}
+        ),
+        "GenerationConfigSaved": _obj(
+            ["ok", "dry_run", "changed", "config"],
+            {
+                "ok": _TRUE,
+                "dry_run": _BOOL,
+                "changed": {"type": "array", "items": _S},
+                "config": _ref("GenerationConfig"),
+            },
+        ),
+        "GenerationConfigHistory": _obj(
+            ["ok", "history"],
+            {
+                "ok": _TRUE,
+                "history": {
+                    "type": "array",
+                    "items": _obj(
+                        ["id", "at", "actor", "status", "changed"],
+                        {
+                            "id": _INT,
+                            "at": _TS,
+                            "actor": _S,
+                            "status": _S,
+                            "changed": {"type": "array", "items": _S},
+                            "before": _ANY_OBJ,
+                            "after": _ANY_OBJ,
+                        },
+                    ),
+                },
+            },
+        ),
+    }
+)
 
 
 def _json(schema: Schema, description: str) -> Schema:
@@ -416,6 +589,8 @@ def _paths() -> dict[str, Schema]:
     edge, admin, public = ["edge"], ["admin"], ["public"]
     entry = _path_param("entry", "a quarantine entry's id", None)
     agent = _path_param("agent_id", "the agent's id")
+    org = {**_query("org", _S, "the tenant's org code"), "required": True}
+    dry_run = _query("dry_run", {"enum": ["0", "1", "true", "false"]}, "1: check, write nothing")
     return {
         "/api/edge/v1/enroll": {
             "post": _op(
@@ -494,7 +669,11 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json(_ref("Verification"), "the verdict")},
                 (404, 429, 503),
                 public,
-                params=[_path_param("code", "a serial as printed or typed")],
+                params=[
+                    _path_param(
+                        "code", "a serial as printed or typed, or an SSCC ((00) and 18 digits)"
+                    )
+                ],
                 security=_NONE,
             )
         },
@@ -648,6 +827,47 @@ def _paths() -> dict[str, Schema]:
                 ],
             )
         },
+        "/api/admin/v1/config": {
+            "get": _op(
+                "generationConfig",
+                "A tenant's generation configuration (the defaults, `is_default`, if never set)",
+                {"200": _json(_ref("GenerationConfigShown"), "the configuration")},
+                _ADMIN_GET,
+                admin,
+                params=[org],
+            ),
+            "put": _op(
+                "replaceGenerationConfig",
+                "Replace a tenant's generation configuration; 400 ERR_VALIDATION with details",
+                {"200": _json(_ref("GenerationConfigSaved"), "saved (or checked: dry_run)")},
+                _ADMIN_POST,
+                admin,
+                body="GenerationConfigInput",
+                params=[org, dry_run],
+            ),
+            "patch": _op(
+                "patchGenerationConfig",
+                "Change the top-level fields sent; 400 ERR_VALIDATION with details",
+                {"200": _json(_ref("GenerationConfigSaved"), "saved (or checked: dry_run)")},
+                _ADMIN_POST,
+                admin,
+                body="GenerationConfigPatch",
+                params=[org, dry_run],
+            ),
+        },
+        "/api/admin/v1/config/history": {
+            "get": _op(
+                "generationConfigHistory",
+                "A tenant's configuration changes, newest first",
+                {"200": _json(_ref("GenerationConfigHistory"), "the changes")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    org,
+                    _query("limit", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "1..500"),
+                ],
+            )
+        },
         "/api/admin/v1/jobs": {
             "get": _op(
                 "jobs",
@@ -669,6 +889,55 @@ def _paths() -> dict[str, Schema]:
                     _query("limit", {"type": "string", "pattern": "^[0-9]{1,4}$"}, "1..1000"),
                 ],
             )
+        },
+        # helper erp
+        "/api/admin/v1/erp/status": {
+            "get": _op(
+                "erpStatus",
+                "The ERP sync: last sync, status, synced and failed records, next pull",
+                {"200": _json(_ref("ErpStatus"), "status")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    _query("org", _S, "the tenant's org code"),
+                    _query("history", {"type": "string", "pattern": "^[0-9]{1,3}$"}, "0..100"),
+                ],
+            )
+        },
+        "/api/admin/v1/erp/sync": {
+            "post": _op(
+                "erpSync",
+                "Queue a pull of the tenant's ERP for the jobs process (no body)",
+                {"202": _json(_ref("ErpSyncQueued"), "queued, or already queued or running")},
+                _ADMIN_POST,
+                admin,
+                params=[_query("org", _S, "the tenant's org code")],
+            )
+        },
+        "/api/admin/v1/erp/import": {
+            "post": {
+                **_op(
+                    "erpImport",
+                    "Sync an uploaded ERP export now (JSON records or CSV with a header)",
+                    {"200": _json(_ref("ErpSyncReport"), "what the import did, record by record")},
+                    _ADMIN_POST,
+                    admin,
+                    params=[
+                        _query("org", _S, "the tenant's org code"),
+                        _query("dry_run", {"enum": ["true", "false"]}, "validate only"),
+                        _query("name", _S, "a file name to record as the source"),
+                    ],
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": ["array", "object"], "description": "records"}
+                        },
+                        "text/csv": {"schema": _S},
+                    },
+                },
+            }
         },
     }
 

@@ -476,6 +476,10 @@ verify_salts = sa.Table(
     sa.Column("salt", sa.String(64), nullable=False),  # hex of 32 random bytes
 )
 
+# helper erp: what one ERP sync did beyond received/synced/failed, and why it stopped
+for _name in ("created", "updated", "unchanged", "conflicts"):
+    erp_syncs.append_column(sa.Column(_name, sa.Integer, nullable=False, server_default="0"))
+erp_syncs.append_column(sa.Column("reason", sa.Text))  # the feed could not be read (whole)
 # helper gen (issue #9): pre-generated randomised serials (sgtin-random), unique per GTIN,
 # made for a work order by a generation task and later handed to lines as list leases
 # (OPEN-SCS style: request, use, return unused). A serial is never deleted and never handed

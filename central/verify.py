@@ -23,7 +23,7 @@ from central.timeutil import as_utc
 from protocol import lifecycle as L
 from protocol.checkchar import mod37_36
 from protocol.errors import ProtocolError
-from protocol.gs1 import ERR_ELEMENT_STRING, normalise_gtin
+from protocol.gs1 import ERR_ELEMENT_STRING, ERR_SSCC, mod10_check_digit, normalise_gtin
 from protocol.keys import MASTER_KEY_BYTES, derive_lease_key
 from protocol.serials import Scope, StandardSerial, body, parse
 from protocol.timefmt import format_ts
@@ -58,6 +58,11 @@ MESSAGES = {
     UNDER_REVIEW: "This serial number is under review by the manufacturer.",
 }
 
+SSCC_MESSAGES = {
+    GENUINE: "This case or pallet code (SSCC) was issued by the manufacturer.",
+    RECALLED: "The products in this case or pallet have been recalled; contact the manufacturer.",
+    UNKNOWN: "We don't recognise this case or pallet code (SSCC).",
+}
 
 # A code checked from this many distinct client-days (one client = one address, or one IPv6
 # /64, on one day) is suspicious: one genuine product is rarely checked from so many places.
@@ -82,6 +87,14 @@ class Verification:
     manufacturer: str | None = None  # the tenant's display name: never for `unknown`
     brand: str | None = None  # the product's brand, in every mode: never for `unknown`
     warning: dict[str, str] | None = None  # e.g. checked from suspiciously many places
+    kind: str = "serial"  # or "sscc": a case's or pallet's code
+
+    @property
+    def message(self) -> str:
+        """Return the verdict in plain words for what was asked about."""
+        if self.kind == "sscc" and self.verdict in SSCC_MESSAGES:
+            return SSCC_MESSAGES[self.verdict]
+        return MESSAGES[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the public answer for the tenant's privacy mode."""
@@ -89,7 +102,7 @@ class Verification:
             "ok": True,
             "serial": self.serial,
             "verdict": self.verdict,
-            "message": MESSAGES[self.verdict],
+            "message": self.message,
         }
         if self.reason:
             out["reason"] = self.reason
@@ -167,6 +180,81 @@ def verify_gs1(
     serial, ours = _serial_from_ai21(ai21, product)
     result = _judge(store, keyring, serial, internal, gtin14, not ours, warn_client_days)
     return replace(result, gs1=shown)
+
+
+_SSCC = re.compile(r"(?:\(00\)|00)?([0-9]{18})")
+_SSCC_OF = (
+    sa.select(
+        T.tenants.c.name.label("tenant_name"),
+        sa.select(T.feature_flags.c.value)
+        .where(
+            T.feature_flags.c.tenant_id == T.tenants.c.id,
+            T.feature_flags.c.key == FLAG_VERIFY_MODE,
+        )
+        .scalar_subquery()
+        .label("verify_mode"),
+        T.ssccs.c.level,
+        T.ssccs.c.created_at,
+        T.work_orders.c.number.label("work_order"),
+        T.work_orders.c.recalled_at,
+        T.products.c.name.label("product_name"),
+        T.products.c.brand.label("product_brand"),
+    )
+    .select_from(T.ssccs)
+    .join(T.tenants, T.tenants.c.id == T.ssccs.c.tenant_id)
+    .join(T.work_orders, T.work_orders.c.id == T.ssccs.c.work_order_id)
+    .join(T.products, T.products.c.id == T.work_orders.c.product_id)
+    .where(T.ssccs.c.sscc == sa.bindparam("sscc"))
+)
+SSCC_LEVELS = {"l2": "case", "l3": "pallet", "l4": "pallet"}
+
+
+def looks_like_sscc(code: str) -> bool:
+    """Tell whether a typed code is an SSCC (18 digits, optionally as `(00)…` or `00…`)."""
+    return isinstance(code, str) and _SSCC.fullmatch(code.strip()) is not None
+
+
+def verify_sscc(store: Store, code: str, internal: bool = False) -> Verification:
+    """Return the verdict on an SSCC (a case's or pallet's code) as in `/00/{sscc}`.
+
+    An SSCC is `genuine` when central generated it for a work order (`recalled` when that
+    work order was recalled) and `unknown` otherwise. SSCCs are sequential and printed in
+    clear on every case, so unlike a serial's MAC nothing here is secret: the answer tells no
+    more than the label does, and its details follow the tenant's privacy mode.
+    """
+    m = _SSCC.fullmatch(code.strip()) if isinstance(code, str) else None
+    shown = f"(00){m.group(1)}" if m else (code.strip()[:64] if isinstance(code, str) else "")
+    if m is None:
+        return Verification(shown, MALFORMED, ERR_ELEMENT_STRING, gs1=shown, kind="sscc")
+    digits = m.group(1)
+    if mod10_check_digit(digits[:-1]) != digits[-1]:
+        return Verification(shown, MALFORMED, ERR_SSCC, gs1=shown, kind="sscc")
+    rows = store.snapshot_read(_SSCC_OF, {"sscc": digits})
+    if not rows:
+        return Verification(shown, UNKNOWN, gs1=shown, kind="sscc")
+    row = rows[0]
+    mode = "internal" if internal else (row.verify_mode or FLAG_DEFAULTS[FLAG_VERIFY_MODE])
+    if mode == "internal" and not internal:
+        mode = "standard"
+    details: dict[str, Any] = {"manufacturer": row.tenant_name, "product": row.product_name}
+    if row.level in SSCC_LEVELS:
+        details["package"] = SSCC_LEVELS[row.level]
+    if mode == "internal":
+        details["work_order"] = row.work_order
+        created = as_utc(row.created_at)
+        if created is not None:
+            details["generated_at"] = format_ts(created)
+    verdict = RECALLED if row.recalled_at is not None else GENUINE
+    return Verification(
+        shown,
+        verdict,
+        mode=mode,
+        details=details,
+        gs1=shown,
+        manufacturer=row.tenant_name,
+        brand=row.product_brand,
+        kind="sscc",
+    )
 
 
 def _serial_from_ai21(ai21: str, product: Any) -> tuple[StandardSerial, bool]:

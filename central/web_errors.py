@@ -85,14 +85,19 @@ def _page(code: str, message: str, status: int) -> str:
     return render_template("verify_error.html", code=code, title=title, message=message)
 
 
-def _answer(code: str, message: str, status: int) -> Any:
+def _answer(
+    code: str, message: str, status: int, details: dict[str, list[str]] | None = None
+) -> Any:
     rt = current_app.extensions.get("lineledger")
     if rt is not None:
         rt.metrics.http_errors.labels(code).inc()
     if _wants_page():
         response: Response = make_response(_page(code, message, status), status)
     else:
-        response = jsonify(error_body(code, message))
+        body = error_body(code, message)
+        if details is not None:  # ERR_VALIDATION: every problem, by field
+            body["error"]["details"] = details  # type: ignore[index]
+        response = jsonify(body)
         response.status_code = status
     if code == ERR_OVERLOADED:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -108,7 +113,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(E.CentralError)
     def central_error(exc: E.CentralError) -> Any:
-        return _answer(exc.code, exc.message, exc.status)
+        return _answer(exc.code, exc.message, exc.status, getattr(exc, "details", None))
 
     @app.errorhandler(ProtocolError)
     def protocol_error(exc: ProtocolError) -> Any:

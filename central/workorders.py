@@ -4,6 +4,7 @@ tolerance, or reassigns the line; every change is recorded with its before and a
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +15,15 @@ from central.admin import tenant_by_org
 from central.db import Store
 from central.errors import ERR_INVALID, ERR_WORK_ORDER_UNKNOWN, CentralError, NotFound
 from central.leases import allowed_serials
+
+
+def manual_fields(text: str | None) -> set[str]:
+    """Return the fields a supervisor changed by hand on an ERP work order (JSON list)."""
+    try:
+        found = json.loads(text or "[]")
+    except ValueError:
+        return set()
+    return {f for f in found if isinstance(f, str)} if isinstance(found, list) else set()
 
 
 def update_work_order(
@@ -51,8 +61,13 @@ def update_work_order(
         if row is None:
             raise NotFound(ERR_WORK_ORDER_UNKNOWN, f"{org} has no work order {number!r}")
         before = {k: getattr(row, k) for k in changes}
+        extra: dict[str, Any] = {}
+        if row.source == "erp":  # the ERP sync keeps these from now on, and says so
+            extra["manual_fields"] = json.dumps(
+                sorted(manual_fields(row.manual_fields) | set(changes))
+            )
         conn.execute(
-            T.work_orders.update().where(wo.id == row.id).values(**changes, updated_at=now)
+            T.work_orders.update().where(wo.id == row.id).values(**changes, **extra, updated_at=now)
         )
         after = {**{k: getattr(row, k) for k in ("quantity", "overage_pct")}, **changes}
         result = {

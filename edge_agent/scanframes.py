@@ -3,7 +3,9 @@
 This module does no I/O and reads no clock. `ScanFramer` cuts the byte stream of a serial
 scanner into frames; `decode_scan` reads one frame: an optional AIM symbology identifier
 (ISO/IEC 15424: `]`, a symbology character, a modifier character), then a GS1 element string,
-a GS1 Digital Link URL, a verify URL `.../v/<serial>` or a plain standard serial. Both take
+a GS1 Digital Link URL, a verify URL `.../v/<serial>` or a plain standard serial. GS1 data is
+read by biip (`protocol.gs1scan`) with the whole AI table, so a carton carrying (17), (10) or a
+national AI such as (710) scans, ours or not. Both take
 hostile input: anything they cannot use is a `ScanError` with a stable `ERR_SCAN_*` code,
 never another exception. The keyboard-wedge box of the operator page hands what was typed
 to `decode_scan`, so it checks its input as strictly as the framer does.
@@ -23,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 
 from edge_agent.errors import EdgeError
 from protocol.errors import ProtocolError
-from protocol.gs1 import GS, format_element_string, normalise_gtin, parse_element_string
+from protocol.gs1 import GS
+from protocol.gs1scan import read_digital_link, read_element_string
 from protocol.serials import parse
 
 ERR_SCAN_TOO_LONG = "ERR_SCAN_TOO_LONG"
@@ -68,7 +71,6 @@ GS_AS_TEXT = ("^]", "<GS>")
 _PRINTABLE_OR_GS = bytes(range(0x20, 0x7F)) + GS.encode()
 _TERMINATOR = re.compile(rb"[\r\n]")
 _SCAN_TEXT = re.compile(r"[ -~\x1d]*")
-_LINK_QUALIFIERS = {"01": ("22", "10", "21"), "00": ()}
 
 
 class ScanError(EdgeError):
@@ -240,7 +242,7 @@ def _gs1_fields(content: str, symbology: str) -> tuple[tuple[str, str], ...]:
     # Some scanners also transmit the FNC1 in first position that the AIM id already implies.
     data = content[1:] if content.startswith(GS) else content
     try:
-        return parse_element_string(data)
+        return read_element_string(data)
     except ProtocolError as exc:
         raise ScanError(
             ERR_SCAN_GS1,
@@ -262,38 +264,15 @@ def _url_segments(text: str) -> list[str] | None:
 
 def _digital_link(text: str) -> tuple[tuple[str, str], ...]:
     """Return the key and qualifiers in a GS1 Digital Link URL's path, or () if not one."""
-    segments = _url_segments(text)
-    if not segments:
+    if not _url_segments(text):
         return ()
-    # A Digital Link may have a path prefix of its own before the primary key (…/dl/01/…).
-    # Query attributes (?17=…) are not read: the path is what names the item.
-    for i, segment in enumerate(segments):
-        if segment in _LINK_QUALIFIERS and (len(segments) - i) % 2 == 0:
-            pairs = [(segments[j], unquote(segments[j + 1])) for j in range(i, len(segments), 2)]
-            fields = _link_fields(pairs)
-            if fields:
-                return fields
-    return ()
-
-
-def _link_fields(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    (key, value), qualifiers = pairs[0], [ai for ai, _ in pairs[1:]]
-    allowed = _LINK_QUALIFIERS[key]
-    # Qualifiers appear at most once each, in the order the Digital Link standard gives.
-    if any(ai not in allowed for ai in qualifiers):
-        return ()
-    if len(set(qualifiers)) != len(qualifiers) or qualifiers != sorted(
-        qualifiers, key=allowed.index
-    ):
-        return ()
+    # biip reads any primary key and its qualifiers (in the standard's order), with or
+    # without a path prefix of the link's own (…/dl/01/…). Query attributes (?17=…) are not
+    # read: the path is what names the item.
     try:
-        if key == "01":
-            value = normalise_gtin(value)  # a link may carry a GTIN-8/12/13
-        fields = ((key, value), *pairs[1:])
-        format_element_string(fields)  # checks lengths, digits, check digits and CSET 82
+        return read_digital_link(text)
     except ProtocolError:
         return ()
-    return fields
 
 
 def _serial_text(raw: str, link: tuple[tuple[str, str], ...]) -> str | None:

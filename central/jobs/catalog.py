@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from central import gentasks
+from central import erp_pull, gentasks
 from central.config import CentralConfig
 from central.errors import ERR_JOB_UNKNOWN, NotFound
 from central.jobs import expiry
@@ -15,6 +15,7 @@ from central.jobs.runs import JobContext, JobFunction, JobResult
 
 LEASE_EXPIRY = "lease_expiry"
 CONSISTENCY_CHECK = "consistency_check"
+ERP_PULL = "erp_pull"
 GENERATION_TASKS = "generation_tasks"
 
 
@@ -44,6 +45,12 @@ def run_consistency_check(ctx: JobContext, now: dt.datetime) -> JobResult:
     """Check every tenant; a tenant the check could not finish makes the run fail."""
     report = run_check(ctx.store, ctx.keyring, ctx.config, now, between=ctx.check_stop)
     return JobResult(report.counts(), report.errors)
+
+
+def run_erp_pull(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Run queued ERP pulls and each tenant's scheduled pull that is due."""
+    counts, errors = erp_pull.run_due(ctx.store, now, stop=ctx.stop)
+    return JobResult(counts, errors)
 
 
 def run_generation_tasks(ctx: JobContext, now: dt.datetime) -> JobResult:
@@ -77,6 +84,12 @@ JOBS = {
             run_consistency_check,
             "consistency_check_minutes",
             "find what does not add up, fix what is safe, quarantine the rest",
+        ),
+        Job(
+            ERP_PULL,
+            run_erp_pull,
+            "erp_check_minutes",
+            "pull work orders from each tenant's ERP when due (erp_interval_s) or asked",
         ),
         Job(
             GENERATION_TASKS,

@@ -127,6 +127,7 @@ def test_one_process_runs_the_schedule_and_hands_over_on_sigterm(env, db_url):
         assert {j["job"] for j in body["jobs"]} == {
             "lease_expiry",
             "consistency_check",
+            "erp_pull",
             "generation_tasks",  # no run recorded: no task waited
         }
         assert all(

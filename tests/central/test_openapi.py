@@ -16,7 +16,14 @@ from tests.conftest import LiveServer, runtime
 
 # The API routes the description covers; pages (/v/, Digital Link), /metrics and static
 # files are not JSON APIs.
-NOT_DESCRIBED = {"/metrics", "/static/{filename}", "/v/", "/v/{code}", "/01/{gtin}/{qualifiers}"}
+NOT_DESCRIBED = {
+    "/metrics",
+    "/static/{filename}",
+    "/v/",
+    "/v/{code}",
+    "/01/{gtin}/{qualifiers}",
+    "/00/{sscc}",
+}
 
 
 def _openapi_path(rule: str) -> str:

@@ -133,7 +133,9 @@ def test_digits_without_aim_or_fnc1_are_not_guessed_to_be_gs1() -> None:
     [
         "]d2",  # nothing after the identifier
         "]d2" + "01" + "04006381333932" + "21AB",  # GTIN check digit wrong
-        "]C1" + "9912345",  # an AI this agent does not read
+        "]C1" + "17271399",  # AI (17): no 39th of December
+        "]C1" + "7003230101",  # AI (7003) holds 10 digits
+        "]d2" + "10A" + GS + GS + "21B",  # an empty field between two separators
         "]d2" + "0104006381333931" + "21" + "A" * 21,  # serial too long
         "]Q3" + "01" + GTIN + "21AB" + GS + "21CD",  # AI (21) twice
         "]C1" + "hello",

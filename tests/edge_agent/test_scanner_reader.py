@@ -362,3 +362,25 @@ def test_scanner_urls_may_not_write_files_or_load_classes(url):
 
     with pytest.raises(ScanError):
         parse_scanner_url(url)
+
+
+def test_loop_port_pharma_frames_with_any_ai(readers: list[ScannerReader]) -> None:
+    """A carton with (17), (10), (21) and a national AI arrives as a Scan, split or not."""
+    got = Collector()
+    reader = ScannerReader(FAST_LOOP, got)
+    readers.append(reader)
+    reader.start()
+    assert reader.wait_state(CONNECTED, HANG)
+    carton = "]d2" + "0109506000134352" + "17271231" + "10LOT42" + GS + "21PK1" + GS + "712AB1"
+    data = f"{carton}\r\n{carton.replace(GS, '<GS>')}\r\n".encode()
+    for i in range(0, len(data), 7):  # a slow scanner: frames cut anywhere
+        reader.send(data[i : i + 7])
+    reader.send(b"]d2" + b"0109506000134352" + b"712" + b"A" * 25 + b"\r\n")  # (712) too long
+    reader.send(b"]d2" + b"0109506000134352" + b"\x1d\x1d" + b"10L\r\n")  # an empty field
+    for _ in range(2):
+        scan = got.next()
+        assert isinstance(scan, Scan), scan
+        assert [ai for ai, _ in scan.gs1] == ["01", "17", "10", "21", "712"]
+        assert scan.element("712") == "AB1"
+    assert got.labels(2) == ["ERR_SCAN_GS1", "ERR_SCAN_GS1"]
+    assert reader.state == CONNECTED

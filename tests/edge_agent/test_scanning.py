@@ -60,8 +60,9 @@ def test_not_ours_voided_and_unreadable(line):
     assert desk.answer_text("MA01-HAT-BAG-20251109-00027-A9K2-X").verdict == "not_ours"
     assert desk.answer_text("]E04006381333931").verdict == "not_ours"
     assert desk.answer_text("]d2" + "0104006381333931" + "21NOTOURS").verdict == "not_ours"
+    assert desk.answer_text("]d2" + "99garbage").verdict == "not_ours"  # AI (99): internal
     assert desk.answer_text("\x00\xff junk").verdict == "unreadable"
-    assert desk.answer_text("]d2" + "99garbage").verdict == "unreadable"
+    assert desk.answer_text("]d2" + "17271399").verdict == "unreadable"  # no 39 December
     assert len(scanned_events(agent)) == 1  # only the scan of our own serial is a fact
     assert [a["verdict"] for a in desk.recent()][:2] == ["unreadable", "unreadable"]
 
@@ -184,3 +185,42 @@ def test_our_serial_under_another_gtin_is_not_ours(line):
     assert (
         desk.answer_text("]d2" + format_element_string(sgtin_fields(GTIN, s))).verdict == "genuine"
     )
+
+
+def test_a_pharma_carton_scans_whatever_ais_it_carries(line):
+    """(01) (17) (10) (21) and national AIs (710)/(712) are read by biip: recognised."""
+    agent, issuer, desk = line
+    s = issuer.issue("WO-HAT-1").serial
+    ai21 = ai21_from_standard(s)
+    foreign = "]d2" + "0109506000134352" + "17271231" + "10LOT42" + GS + "21PK1234"
+    for national in ("710" + "12345678", "712" + "AB12345", "711" + "123456789"):
+        answer = desk.answer_text(foreign + GS + national)
+        assert answer.verdict == "not_ours", answer
+        assert answer.symbology == "gs1_datamatrix"
+    # Our own serial on a carton that also carries expiry, lot and a German PZN.
+    ours = "]d2" + "01" + GTIN + "17271231" + "10LOT42" + GS + "21" + ai21 + GS + "71012345678"
+    assert desk.answer_text(ours).verdict == "genuine"
+    link = f"]Q1https://id.example/01/{GTIN}/10/LOT42/21/{ai21}?17=271231"
+    assert desk.answer_text(link).verdict == "genuine"
+    assert len(scanned_events(agent)) == 2
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "]d2" + "0109506000134355" + "17271231",  # GTIN check digit wrong
+        "]d2" + "00106141412345678901",  # SSCC check digit wrong
+        "]d2" + "0109506000134352" + "17271331",  # month 13
+        "]d2" + "0109506000134352" + "21A" + GS + "21B",  # AI (21) twice
+        "]d2" + "0109506000134352" + "21" + "A" * 21,  # AI (21) over 20 characters
+        "]d2" + "710" + "x" * 25,  # AI (710) over 20 characters
+        "]C1" + "(01)09506000134352(21)A",  # human-readable text is not an element string
+        "]C1" + GS * 40,
+        "]d2" + "01" * 2000,
+    ],
+)
+def test_hostile_gs1_frames_are_unreadable_not_errors(line, frame):
+    agent, _issuer, desk = line
+    answer = desk.answer_text(frame)
+    assert answer.verdict == "unreadable", answer
+    assert scanned_events(agent) == []

@@ -149,6 +149,11 @@ def upgrade() -> None:
         sa.Column("errors", sa.Text, nullable=False, server_default="[]"),
     )
     op.create_index("ix_erp_syncs_tenant_id_started_at", "erp_syncs", ["tenant_id", "started_at"])
+    # helper erp: what one ERP sync did beyond received/synced/failed, and why it stopped
+    with op.batch_alter_table("erp_syncs") as batch:
+        for name in ("created", "updated", "unchanged", "conflicts"):
+            batch.add_column(sa.Column(name, sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(sa.Column("reason", sa.Text))
     # helper gen: the pool of pre-generated randomised serials (sgtin-random), unique per GTIN
     op.create_table(
         "serial_pool",
