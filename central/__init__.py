@@ -20,6 +20,7 @@ from central import (
     api_edge,
     api_erp,
     api_genconfig,
+    api_generate,
     api_jobs,
     api_ops,
     api_public,
@@ -79,6 +80,7 @@ def create_app(
     app.register_blueprint(api_review.bp)
     app.register_blueprint(api_genconfig.bp)
     app.register_blueprint(api_workorders.bp)
+    app.register_blueprint(api_generate.bp)
     app.register_blueprint(openapi.bp)
     # One budget per client address for the verify API and page together (CORS preflights
     # cost nothing), one for enrollment: central/ratelimit.py.

@@ -694,4 +694,11 @@ def keys_list(ctx: _Ctx) -> None:
 
 
 # Command groups that live in modules of their own; each registers itself on `main` above.
-from central import cli_config, cli_erp, cli_jobs, cli_review, cli_workorders  # noqa: E402, F401
+from central import (  # noqa: E402, F401
+    cli_config,
+    cli_erp,
+    cli_generate,
+    cli_jobs,
+    cli_review,
+    cli_workorders,
+)

@@ -69,6 +69,9 @@ class CentralConfig:
     # How often the jobs process looks for due or queued ERP pulls (each tenant's own
     # erp_interval_s says how often it is pulled).
     erp_check_minutes: float = 1.0
+    # How often the jobs process looks for queued work-order generation tasks (issue #9);
+    # a look that finds none is not recorded as a run.
+    generation_tasks_minutes: float = 0.05
     # A job lock (the scheduler's, or one job run's) lapses this long after its holder last
     # renewed it; holders renew every quarter of it, so a killed process frees its jobs soon.
     job_lock_seconds: float = 120.0

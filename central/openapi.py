@@ -1152,6 +1152,141 @@ def _work_order_paths(admin: list[str]) -> dict[str, Schema]:
     }
 
 
+# issue #9: work-order generation tasks, central.api_generate
+SCHEMAS.update(
+    {
+        "GenerateRequest": _obj(
+            ["quantity"],
+            {
+                "quantity": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 10_000_000,
+                    "description": "how many the work order should have (SSCCs: at most "
+                    "1,000,000); with force_regenerate, how many more to make",
+                },
+                "force_regenerate": _BOOL,
+                "override_config": _BOOL,
+                "org": {"type": "string", "description": "the tenant, if the number is shared"},
+            },
+            closed=True,
+        ),
+        "GenerationTask": _obj(
+            ["task_id", "kind", "status", "requested", "done", "progress"],
+            {
+                "task_id": _S,
+                "org": _S,
+                "work_order": _S,
+                "kind": {"enum": ["serials", "sscc"]},
+                "status": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},
+                "requested": _INT,
+                "done": _INT,
+                "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                "force_regenerate": _BOOL,
+                "target": _NINT,
+                "error": _NSTR,
+                "estimated_completion": _NSTR,
+            },
+        ),
+        "GenerateAnswer": _obj(
+            ["ok", "task_id", "status", "estimated_completion", "message", "created"],
+            {
+                "ok": _TRUE,
+                "task_id": _NSTR,
+                "status": {"enum": ["initiated", "queued", "running", "completed"]},
+                "estimated_completion": _NSTR,
+                "message": _S,
+                "created": _BOOL,
+                "task": _ref("GenerationTask"),
+            },
+        ),
+        "SsccList": _obj(
+            ["ok", "work_order", "ssccs", "count"],
+            {
+                "ok": _TRUE,
+                "work_order": _S,
+                "ssccs": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{18}$"}},
+                "count": _INT,
+            },
+        ),
+    }
+)
+
+
+def _generation_paths() -> dict[str, Schema]:
+    admin = ["admin"]
+    number = _path_param("number", "the work order's number")
+    task = _path_param("task_id", "a generation task's id")
+    org = _query("org", _S, "the tenant, if several have this work order number")
+    started = {
+        "202": _json(_ref("GenerateAnswer"), "a task was queued (status initiated)"),
+        "200": _json(
+            _ref("GenerateAnswer"),
+            "nothing new started: a task of this kind is queued or running (its id), or the "
+            "work order has the quantity already (task_id null)",
+        ),
+    }
+    return {
+        "/api/admin/v1/work-orders/{number}/generate-sscc": {
+            "post": _op(
+                "generateSscc",
+                "Make the SSCCs a work order should have, as a jobs-process task",
+                started,
+                _ADMIN_POST,
+                admin,
+                body="GenerateRequest",
+                params=[number, org],
+            )
+        },
+        "/api/admin/v1/work-orders/{number}/generate-serials": {
+            "post": _op(
+                "generateSerials",
+                "Make the randomised serials (sgtin-random) a work order should have",
+                started,
+                _ADMIN_POST,
+                admin,
+                body="GenerateRequest",
+                params=[number, org],
+            )
+        },
+        "/api/admin/v1/work-orders/{number}/ssccs": {
+            "get": _op(
+                "workOrderSsccs",
+                "A work order's SSCCs in order",
+                {"200": _json(_ref("SsccList"), "SSCCs")},
+                _ADMIN_GET,
+                admin,
+                params=[
+                    number,
+                    org,
+                    _query("limit", {"type": "string", "pattern": "^[0-9]{1,5}$"}, "1..10000"),
+                    _query("after", {"type": "string", "pattern": "^[0-9]{18}$"}, "page after"),
+                ],
+            )
+        },
+        "/api/admin/v1/tasks/{task_id}": {
+            "get": _op(
+                "generationTask",
+                "A generation task: status, progress (done/requested) and ETA",
+                {"200": _json(_ref("GenerationTask"), "the task")},
+                _ADMIN_GET,
+                admin,
+                params=[task],
+            )
+        },
+        "/api/admin/v1/tasks/{task_id}/cancel": {
+            "post": _op(
+                "cancelGenerationTask",
+                "Cancel a task: a queued one at once, a running one after its current chunk",
+                {"200": _json(_ref("GenerationTask"), "cancelled, or stopping")},
+                _ADMIN_POST,
+                admin,
+                params=[task],
+            )
+        },
+    }
+
+
 def document() -> Schema:
     """Return the OpenAPI 3.1 document."""
     return {
@@ -1170,7 +1305,7 @@ def document() -> Schema:
             {"name": "admin", "description": "admins and scripts (admin bearer token)"},
             {"name": "ops", "description": "load balancers"},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **_generation_paths()},
         "components": {
             "schemas": SCHEMAS,
             "responses": {

@@ -488,3 +488,22 @@ sa.Index(None, work_orders.c.tenant_id, work_orders.c.quantity, work_orders.c.id
 # covering index for a text search, which must read every number and name of the tenant
 sa.Index(None, work_orders.c.tenant_id, work_orders.c.product_id)
 sa.Index(None, work_orders.c.tenant_id, work_orders.c.name, work_orders.c.number)
+# issue #9, generation (issue #9): pre-generated randomised serials (sgtin-random), unique per GTIN,
+# made for a work order by a generation task and later handed to lines as list leases
+# (OPEN-SCS style: request, use, return unused). A serial is never deleted and never handed
+# out twice: free -> leased -> used | returned (returned-unused serials stay retired).
+serial_pool = sa.Table(
+    "serial_pool",
+    metadata,
+    sa.Column("gtin", sa.String(14), primary_key=True),
+    sa.Column("serial", sa.String(20), primary_key=True),
+    sa.Column("tenant_id", sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("work_order_id", sa.ForeignKey("work_orders.id"), nullable=False),
+    sa.Column("task_id", sa.String(36)),
+    sa.Column("lease_id", sa.String(36)),  # the list lease that holds it (NULL: free)
+    sa.Column("state", sa.String(10), nullable=False, server_default="free"),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS),
+    sa.Index(None, "work_order_id", "state"),
+    sa.Index(None, "lease_id"),
+)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from central import erp_pull
+from central import erp_pull, gentasks
 from central.config import CentralConfig
 from central.errors import ERR_JOB_UNKNOWN, NotFound
 from central.jobs import expiry
@@ -15,6 +16,7 @@ from central.jobs.runs import JobContext, JobFunction, JobResult
 LEASE_EXPIRY = "lease_expiry"
 CONSISTENCY_CHECK = "consistency_check"
 ERP_PULL = "erp_pull"
+GENERATION_TASKS = "generation_tasks"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Job:
     run: JobFunction
     interval_setting: str
     description: str
+    # The scheduler skips a run (and records none) when this says there is nothing to do.
+    has_work: Callable[[JobContext, dt.datetime], bool] | None = None
 
     def interval(self, config: CentralConfig) -> dt.timedelta:
         """Return how often the scheduler runs the job."""
@@ -49,6 +53,23 @@ def run_erp_pull(ctx: JobContext, now: dt.datetime) -> JobResult:
     return JobResult(counts, errors)
 
 
+def run_generation_tasks(ctx: JobContext, now: dt.datetime) -> JobResult:
+    """Run queued work-order generation tasks (and resume abandoned ones) until none is left."""
+    counts = gentasks.run_pending(ctx.store, ctx.lock_ttl, should_stop=ctx.stop.is_set)
+    errors = []
+    if counts[gentasks.FAILED]:
+        errors.append(
+            f"{counts[gentasks.FAILED]} generation task(s) failed: "
+            "see lineledger-central work-order task TASK_ID"
+        )
+    return JobResult(counts, errors)
+
+
+def generation_tasks_waiting(ctx: JobContext, now: dt.datetime) -> bool:
+    """Tell whether a generation task waits for the jobs process."""
+    return gentasks.has_work(ctx.store, now, ctx.lock_ttl)
+
+
 JOBS = {
     job.name: job
     for job in (
@@ -69,6 +90,13 @@ JOBS = {
             run_erp_pull,
             "erp_check_minutes",
             "pull work orders from each tenant's ERP when due (erp_interval_s) or asked",
+        ),
+        Job(
+            GENERATION_TASKS,
+            run_generation_tasks,
+            "generation_tasks_minutes",
+            "generate SSCCs and randomised serials that work orders asked for",
+            generation_tasks_waiting,
         ),
     )
 }

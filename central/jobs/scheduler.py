@@ -79,6 +79,8 @@ class JobsProcess:
 
     def _run(self, job: Job) -> None:
         try:
+            if job.has_work is not None and not job.has_work(self.ctx, utcnow()):
+                return
             run_job(self.ctx, job.name, job.run, SCHEDULE)
         except Exception:  # recording itself failed (database down): log, keep the schedule
             log.exception("job %s could not run", job.name)

@@ -119,7 +119,7 @@ def test_jobs_in_the_admin_api(app, client, admin_headers, run):
     resp = client.get("/api/admin/v1/jobs", headers=admin_headers)
     assert resp.status_code == 200
     jobs = {j["job"]: j for j in resp.json["jobs"]}
-    assert set(jobs) == {"lease_expiry", "consistency_check", "erp_pull"}
+    assert set(jobs) == {"lease_expiry", "consistency_check", "erp_pull", "generation_tasks"}
     assert jobs["lease_expiry"]["interval_minutes"] == 15
     assert jobs["lease_expiry"]["last_run"]["status"] == "ok"
     assert jobs["consistency_check"]["last_run"] is None

@@ -340,9 +340,7 @@ def test_the_cli_lists_shows_updates_and_closes(orders, central_config):
     assert both.exit_code == 2
 
 
-def test_new_orders_take_the_tenants_defaults_and_show_what_each_level_needs(
-    client, orders, auth
-):
+def test_new_orders_take_the_tenants_defaults_and_show_what_each_level_needs(client, orders, auth):
     from central import genconfig
 
     store = runtime(orders).store

@@ -5,7 +5,8 @@
   `closed_at`, and what the ERP sync needs (`erp_synced_at`, `manual_fields`).
 - `products` gains its serial format (`standard` for every existing product).
 - New: `generation_config` (per tenant), `generation_history`, `generation_tasks`,
-  `number_counters`, `ssccs`, `erp_syncs`.
+  `number_counters`, `ssccs`, `erp_syncs`, and `serial_pool` (pre-generated randomised
+  serials, unique per GTIN, handed to lines as list leases).
 
 Revision ID: 0006
 Revises: 0005
@@ -166,6 +167,21 @@ def upgrade() -> None:
     op.create_index(
         "ix_work_orders_tenant_id_name_number", "work_orders", ["tenant_id", "name", "number"]
     )
+    # issue #9: the pool of pre-generated randomised serials (sgtin-random), unique per GTIN
+    op.create_table(
+        "serial_pool",
+        sa.Column("gtin", sa.String(14), primary_key=True),
+        sa.Column("serial", sa.String(20), primary_key=True),
+        sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("work_order_id", sa.Integer, sa.ForeignKey("work_orders.id"), nullable=False),
+        sa.Column("task_id", sa.String(36)),
+        sa.Column("lease_id", sa.String(36)),
+        sa.Column("state", sa.String(10), nullable=False, server_default="free"),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("updated_at", TS),
+    )
+    op.create_index("ix_serial_pool_work_order_id_state", "serial_pool", ["work_order_id", "state"])
+    op.create_index("ix_serial_pool_lease_id", "serial_pool", ["lease_id"])
 
 
 def downgrade() -> None:
