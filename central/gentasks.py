@@ -617,6 +617,7 @@ def _make_ssccs(store: Store, conn: Connection, row: Row[Any], count: int, now: 
     if moved.rowcount != 1:
         raise TaskLost("the SSCC counter moved under us")
     codes = [source.build(ref) for ref in range(first, first + count)]
+    levels = _levels_of_next(conn, row.work_order_id, count)
     if not store.is_sqlite:
         values = {
             "tenant_id": row.tenant_id,
@@ -624,6 +625,7 @@ def _make_ssccs(store: Store, conn: Connection, row: Row[Any], count: int, now: 
             "task_id": row.id,
             "now": now,
             "codes": codes,
+            "levels": levels,
         }
         conn.execute(_PG_SSCC_INSERT, values)
         return count
@@ -634,13 +636,39 @@ def _make_ssccs(store: Store, conn: Connection, row: Row[Any], count: int, now: 
                 "sscc": code,
                 "tenant_id": row.tenant_id,
                 "work_order_id": row.work_order_id,
+                "level": level,
                 "task_id": row.id,
                 "created_at": now,
             }
-            for code in codes
+            for code, level in zip(codes, levels, strict=True)
         ],
     )
     return count
+
+
+def _levels_of_next(conn: Connection, work_order_id: int, count: int) -> list[str | None]:
+    """Return the packaging level of each of the work order's next `count` SSCCs.
+
+    A work order's SSCCs go to its cases (l2) first, then to its pallets (l3, l4), as many
+    of each as the tenant's aggregation rules say the order needs (`genconfig.needs`); the
+    i-th SSCC of the order has the i-th place. SSCCs beyond the needs (`--force-regenerate`,
+    a request above the needs) have no level (NULL): spares a packer may use anywhere.
+    """
+    from central.genconfig import needs_for_work_order
+
+    order = conn.execute(sa.select(T.work_orders).where(T.work_orders.c.id == work_order_id)).one()
+    plan = needs_for_work_order(conn, order)["levels"]
+    places: list[tuple[int, str]] = []  # (ordinal after the last SSCC of the level, level)
+    end = 0
+    for level in ("l2", "l3", "l4"):
+        if level in plan:
+            end += int(plan[level]["count"])
+            places.append((end, level))
+    start = int(order.generated_sscc)
+    out: list[str | None] = []
+    for i in range(start, start + count):
+        out.append(next((level for end, level in places if i < end), None))
+    return out
 
 
 # PostgreSQL: one statement per batch with the serials as one array parameter. (A
@@ -653,9 +681,9 @@ _PG_POOL_INSERT = sa.text(
 )
 
 _PG_SSCC_INSERT = sa.text(
-    "INSERT INTO ssccs (sscc, tenant_id, work_order_id, task_id, created_at)"
-    " SELECT s.code, :tenant_id, :work_order_id, :task_id, :now"
-    " FROM unnest(CAST(:codes AS varchar[])) AS s(code)"
+    "INSERT INTO ssccs (sscc, tenant_id, work_order_id, level, task_id, created_at)"
+    " SELECT s.code, :tenant_id, :work_order_id, s.level, :task_id, :now"
+    " FROM unnest(CAST(:codes AS varchar[]), CAST(:levels AS varchar[])) AS s(code, level)"
 )
 
 

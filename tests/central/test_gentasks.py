@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -273,3 +274,22 @@ def test_pool_skips_a_serial_the_gtin_has_already(store: Any) -> None:
         assert gentasks._insert_pool(store, conn, row, GTIN, ["BBB", "CCC", "AAA"], now) == 1
         assert gentasks._insert_pool(store, conn, row, "00000000000000", ["AAA"], now) == 1
     assert sorted(serials_of(store)) == ["AAA", "AAA", "BBB", "CCC"]
+
+
+def test_ssccs_go_to_cases_then_pallets_then_spares(store: Any) -> None:
+    rules = {
+        "l1": {"enabled": True, "multiplier": 1},
+        "l2": {"enabled": True, "multiplier": 1000},  # 200,000 units: 200 cases
+        "l3": {"enabled": True, "multiplier": 50000},  # 4 pallets
+    }
+    with store.write() as conn:  # beside the fixture's SSCC sources, written the same way
+        conn.execute(T.generation_config.update().values(aggregation_rules=json.dumps(rules)))
+    ask(store, "sscc", 150)
+    run_all(store)
+    ask(store, "sscc", 210)  # the missing 60, in a second task
+    run_all(store)
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(T.ssccs.c.sscc, T.ssccs.c.level).order_by(T.ssccs.c.sscc)
+        ).all()
+    assert [r.level for r in rows] == ["l2"] * 200 + ["l3"] * 4 + [None] * 6
