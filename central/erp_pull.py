@@ -304,6 +304,10 @@ def queue_pull(store: Store, org: str, actor: str, now: dt.datetime) -> tuple[in
     return sync_id, True
 
 
+# A file import of the largest body allowed takes seconds; one running this long has died.
+FILE_IMPORT_ABANDONED_AFTER = dt.timedelta(hours=1)
+
+
 def run_due(
     store: Store,
     now: dt.datetime,
@@ -327,6 +331,21 @@ def run_due(
                 status=erp.FAILED,
                 finished_at=now,
                 reason="ERR_JOB_ABANDONED: the process running this pull stopped first",
+            )
+        )
+        # File imports run in the CLI or a web worker, outside the job's lock: one still
+        # `running` long after any import could take was left by a process that died.
+        conn.execute(
+            T.erp_syncs.update()
+            .where(
+                s.trigger == erp.FILE,
+                s.status == erp.RUNNING,
+                s.started_at < now - FILE_IMPORT_ABANDONED_AFTER,
+            )
+            .values(
+                status=erp.FAILED,
+                finished_at=now,
+                reason="ERR_JOB_ABANDONED: the import stopped before it finished",
             )
         )
         queued = conn.execute(

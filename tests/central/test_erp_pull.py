@@ -264,6 +264,28 @@ def test_abandoned_running_pulls_are_closed_by_the_next_job_run(store, fake):
     assert row.status == "failed" and row.reason.startswith("ERR_JOB_ABANDONED")
 
 
+def test_a_file_import_left_running_is_closed_once_it_cannot_still_be_running(store, fake):
+    configure(store, f"{fake.url}/none")
+    with store.write() as conn:
+        for started in (NOW - dt.timedelta(hours=2), NOW - dt.timedelta(minutes=5)):
+            conn.execute(
+                T.erp_syncs.insert().values(
+                    tenant_id=1,
+                    trigger="file",
+                    source="f.csv",
+                    started_at=started,
+                    status="running",
+                )
+            )
+    erp_pull.run_due(store, NOW, settings=FAST)
+    with store.read() as conn:
+        rows = conn.execute(
+            sa.select(T.erp_syncs).where(T.erp_syncs.c.trigger == "file").order_by(T.erp_syncs.c.id)
+        ).all()
+    assert rows[0].status == "failed" and rows[0].reason.startswith("ERR_JOB_ABANDONED")
+    assert rows[1].status == "running"  # five minutes: it may still be working
+
+
 def test_erp_pull_is_a_scheduled_job():
     job = catalog.find_job("erp-pull")
     assert job.name == catalog.ERP_PULL and job.interval_setting == "erp_check_minutes"
