@@ -107,5 +107,11 @@ def ssccs(number: str) -> dict[str, Any]:
     if after and (len(after) != 18 or not after.isascii() or not after.isdigit()):
         raise CentralError(ERR_INVALID, "after is an 18-digit SSCC")
     with runtime().store.read() as conn:
-        codes = gentasks.list_ssccs(conn, _org({}), number[:64], limit, after)
-    return {"ok": True, "work_order": number[:64], "ssccs": codes, "count": len(codes)}
+        found = gentasks.list_ssccs_with_levels(conn, _org({}), number[:64], limit, after)
+    return {
+        "ok": True,
+        "work_order": number[:64],
+        "ssccs": [code for code, _ in found],
+        "levels": [level for _, level in found],
+        "count": len(found),
+    }

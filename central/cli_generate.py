@@ -107,6 +107,9 @@ def _follow(ctx: _Ctx, task: gentasks.Task) -> gentasks.Task:
     return task
 
 
+_PACKAGE = {"l2": "case", "l3": "pallet", "l4": "pallet (l4)"}
+
+
 @work_order.command(
     "generate",
     epilog=_example("lineledger-central work-order generate WO-1001 --org MA01 --sscc 120 --wait"),
@@ -216,8 +219,10 @@ def work_order_task_cancel(ctx: _Ctx, task_id: str) -> None:
 @pass_ctx
 @_friendly
 def work_order_ssccs(ctx: _Ctx, number: str, org: str | None, limit: int, after: str) -> None:
-    """List a work order's SSCCs, one a line, in order."""
+    """List a work order's SSCCs, one a line, in order, with the package each is for."""
     with ctx.store.read() as conn:
-        codes = gentasks.list_ssccs(conn, org.upper() if org else None, number, limit, after)
-    for code in codes:
-        click.echo(code)
+        found = gentasks.list_ssccs_with_levels(
+            conn, org.upper() if org else None, number, limit, after
+        )
+    for code, level in found:
+        click.echo(f"{code}\t{_PACKAGE.get(level or '', 'spare')}")

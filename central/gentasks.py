@@ -437,16 +437,24 @@ def list_ssccs(
     conn: Connection, org: str | None, number: str, limit: int = 1000, after: str = ""
 ) -> list[str]:
     """Return a work order's SSCCs in order, `limit` at most, after a given one."""
+    return [code for code, _ in list_ssccs_with_levels(conn, org, number, limit, after)]
+
+
+def list_ssccs_with_levels(
+    conn: Connection, org: str | None, number: str, limit: int = 1000, after: str = ""
+) -> list[tuple[str, str | None]]:
+    """Return a work order's SSCCs with their packaging level (l2, l3, l4; None: a spare)."""
     wo = find_work_order(conn, org, number)
     s = T.ssccs.c
-    return list(
-        conn.execute(
-            sa.select(s.sscc)
+    return [
+        (code, level)
+        for code, level in conn.execute(
+            sa.select(s.sscc, s.level)
             .where(s.work_order_id == wo.id, s.sscc > after[:18])
             .order_by(s.sscc)
             .limit(limit)
-        ).scalars()
-    )
+        )
+    ]
 
 
 # --- running tasks (the jobs process) --------------------------------------------------

@@ -1206,6 +1206,12 @@ SCHEMAS.update(
                 "ok": _TRUE,
                 "work_order": _S,
                 "ssccs": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{18}$"}},
+                "levels": {
+                    "type": "array",
+                    "description": "the packaging level of each SSCC, in the same order: "
+                    "l2 (case), l3/l4 (pallet) or null (a spare beyond the order's needs)",
+                    "items": {"enum": ["l2", "l3", "l4", None]},
+                },
                 "count": _INT,
             },
         ),

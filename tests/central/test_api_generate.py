@@ -50,7 +50,7 @@ def test_generate_follow_and_list(app: Any, client: Any, headers: dict[str, str]
     assert (shown["status"], shown["done"], shown["progress"]) == ("completed", 6, 1.0)
     assert shown["estimated_completion"] is None
     listed = client.get("/api/admin/v1/work-orders/WO-HAT-1/ssccs?limit=4", headers=headers).json
-    assert listed["count"] == 4
+    assert listed["count"] == 4 and listed["levels"] == [None] * 4  # no L2-L4 rules: spares
     rest = client.get(
         f"/api/admin/v1/work-orders/WO-HAT-1/ssccs?after={listed['ssccs'][-1]}", headers=headers
     ).json
@@ -147,7 +147,8 @@ def test_cli_generate_task_and_ssccs(app: Any, tenant: Any, central_config: dict
     waited = _cli(central_config, "work-order", "task", task_id, "--wait")
     assert waited.exit_code == 0
     listed = _cli(central_config, "work-order", "ssccs", "WO-HAT-1")
-    assert len(listed.output.split()) == 3
+    lines = listed.output.splitlines()
+    assert len(lines) == 3 and all(line.endswith("\tspare") for line in lines), lines
     both = _cli(
         central_config, "work-order", "generate", "WO-HAT-1", "--sscc", "3", "--serials", "3"
     )

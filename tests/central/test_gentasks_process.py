@@ -66,7 +66,9 @@ def test_jobs_process_runs_generation_tasks(env: dict[str, str], db_url: str) ->
             return all(s["status"] == "completed" for s in shown)
 
         wait_for(finished, 120, 0.5)
-        codes = _run(env, "work-order", "ssccs", "WO-1").split()
+        codes = [
+            line.split("\t")[0] for line in _run(env, "work-order", "ssccs", "WO-1").splitlines()
+        ]
         assert len(codes) == len(set(codes)) == 40
         for code in codes:
             Sscc.parse(code)
