@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import ipaddress
 import json
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import sqlalchemy as sa
 from biip.gs1_prefixes import GS1Prefix
@@ -306,7 +307,44 @@ def _erp_url(value: Any, p: _Problems) -> str | None:
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         p.add("erp_url", "Must not hold credentials: set erp_token instead")
         return None
+    secret = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET.search(k)]
+    if secret:
+        p.add(
+            "erp_url",
+            f"Must not hold a secret in its query ({', '.join(sorted(set(secret)))[:80]}): "
+            "set erp_token instead, it is sent as a bearer token and never shown",
+        )
+        return None
+    problem = _host_problem(host, parts.scheme)
+    if problem:
+        p.add("erp_url", problem)
+        return None
     return text
+
+
+# Query parameters that look like secrets: they would be shown, exported and audited.
+_SECRET = re.compile(r"token|key|secret|pass|auth|sig|cred", re.IGNORECASE)
+
+
+def _host_problem(host: str, scheme: str) -> str | None:
+    """Refuse link-local hosts (cloud metadata services), and plain http beyond this site:
+    the bearer token would cross networks in clear."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and (address.is_link_local or address.is_multicast):
+        return "Must not be a link-local or multicast address"
+    if scheme == "http":
+        local = host == "localhost" or host.endswith((".local", ".lan", ".internal"))
+        if address is not None:
+            local = address.is_loopback or address.is_private
+        if not local:
+            return (
+                "Must use https for an ERP outside this site (plain http would carry the "
+                "token in clear); http is allowed to localhost and private addresses"
+            )
+    return None
 
 
 def _erp_interval(value: Any, p: _Problems) -> int | None:

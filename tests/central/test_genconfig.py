@@ -205,6 +205,11 @@ def test_every_problem_is_reported_at_once():
         ({"erp_url": "javascript:alert(1)"}, "erp_url"),
         ({"erp_url": "https://" + "e" * 600}, "erp_url"),
         ({"erp_url": 5}, "erp_url"),
+        ({"erp_url": "https://erp.example/api?api_key=S3CRET"}, "erp_url"),  # shown everywhere
+        ({"erp_url": "https://erp.example/api?Token=x&page=1"}, "erp_url"),
+        ({"erp_url": "http://erp.example.com/api"}, "erp_url"),  # token in clear across nets
+        ({"erp_url": "http://169.254.169.254/latest/meta-data"}, "erp_url"),  # link-local
+        ({"erp_url": "https://[fe80::1]/api"}, "erp_url"),
         ({"erp_token": "x" * 501}, "erp_token"),
         ({"erp_token": "tok\nen"}, "erp_token"),
         ({"erp_token": 12345}, "erp_token"),
@@ -220,6 +225,20 @@ def test_hostile_fields_are_named_in_details(changes, field):
     else:
         assert field in details, details
     assert all(isinstance(m, str) and m for msgs in details.values() for m in msgs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/api",
+        "http://localhost/api",
+        "http://10.1.2.3/erp",
+        "http://erp.plant.lan/api",
+        "https://erp.example.com/api?page=1&format=json",
+    ],
+)
+def test_plant_and_https_erp_addresses_are_accepted(url):
+    assert G.validate(good(erp_url=url))["erp_url"] == url
 
 
 @pytest.mark.parametrize("document", [None, [], "config", 5])
