@@ -303,9 +303,15 @@ def work_order_update(
         requested_sscc=requested_sscc,
         **extra,
     )
+    if done.get("unchanged"):
+        click.echo(f"work order {number} already has these values; nothing changed")
+        return
+    shown = ", ".join(
+        f"{field} {done['before'][field]} -> {value}" for field, value in done["after"].items()
+    )
+    where = f"line {done['line']}" if done.get("line") else "any line"
     click.echo(
-        f"work order {number} updated: {done['after']}; it may now consume {done['allowed']} "
-        "serials on all lines"
+        f"work order {number} updated: {shown}; it may consume {done['allowed']} serials ({where})"
     )
 
 

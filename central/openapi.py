@@ -186,6 +186,8 @@ _WORK_ORDER_SCHEMAS: dict[str, Schema] = {
             "after": _ANY_OBJ,
             "allowed": _INT,
             "manual_fields": {"type": "array", "items": _S},
+            "line": {"type": ["string", "null"], "description": "null: any line"},
+            "unchanged": {"type": "boolean", "description": "true: the values were already so"},
         },
     ),
     "WorkOrderClose": _obj(

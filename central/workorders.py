@@ -542,6 +542,10 @@ def update_work_order(
         changes["line"] = _check_line(line)
     if not changes:
         raise _bad("say what to change (name, quantity, overage, tolerance, requested SSCCs, line)")
+    if reason is not None:
+        reason = reason.strip() or None
+        if reason is not None and (len(reason) > 500 or not reason.isprintable()):
+            raise _bad("a reason is at most 500 printable characters")
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
         wo = T.work_orders.c
@@ -554,6 +558,18 @@ def update_work_order(
             raise NotFound(ERR_WORK_ORDER_UNKNOWN, f"{org} has no work order {number!r}")
         if row.status == CLOSED:
             raise Conflict(ERR_WORK_ORDER_CLOSED, f"work order {number} is closed")
+        # Only what really changes is written and recorded: the same value again is no change.
+        changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
+        if not changes:
+            return {
+                "work_order": number,
+                "before": {},
+                "after": {},
+                "unchanged": True,
+                "allowed": allowed_serials(row.quantity, row.overage_pct),
+                "manual_fields": _json_list(row.manual_fields),
+                "line": row.line,
+            }
         before = {k: getattr(row, k) for k in changes}
         values: dict[str, Any] = {**changes, "updated_at": now}
         manual = _json_list(row.manual_fields)
@@ -568,6 +584,7 @@ def update_work_order(
             "after": changes,
             "allowed": allowed_serials(after["quantity"], after["overage_pct"]),
             "manual_fields": manual,
+            "line": changes.get("line", row.line),
         }
         audit.record(
             conn,

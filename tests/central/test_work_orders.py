@@ -372,3 +372,30 @@ def test_new_orders_take_the_tenants_defaults_and_show_what_each_level_needs(cli
     own = client.get(f"{API}/WO-OWN?org=MA01", headers=auth).json
     assert (own["overage_pct"], own["tolerance_pct"]) == (0.0, 0.0)
     assert own["needs"]["units"] == 1000 and own["needs"]["sscc"] == 84 + 3
+
+
+def test_an_update_to_the_same_values_changes_nothing_and_a_long_reason_is_refused(
+    client, orders, auth
+):
+    same = client.patch(f"{API}/WO-001?org=MA01", json={"quantity": 101}, headers=auth)
+    assert same.status_code == 200 and same.json["unchanged"] is True
+    shown = client.get(f"{API}/WO-001?org=MA01", headers=auth).json
+    assert [h["action"] for h in shown["history"]] == ["work_order_create"]
+    store = runtime(orders).store
+    with pytest.raises(workorders.CentralError) as refused:
+        workorders.update_work_order(
+            store, "MA01", "WO-001", "cli:test", NOW, "R" * 100_000, quantity=150
+        )
+    assert refused.value.code == "ERR_INVALID"
+    assert client.get(f"{API}/WO-001?org=MA01", headers=auth).json["quantity"] == 101
+
+
+def test_the_cli_says_what_an_update_changed_in_words(orders, central_config):
+    runner = CliRunner()
+    base = ["--home", central_config["home"], "--db", central_config["db_url"]]
+    args = [*base, "work-order", "update", "--org", "MA01", "--number", "WO-001"]
+    out = runner.invoke(central_cli, [*args, "--quantity", "150", "--line", "L2"])
+    assert out.exit_code == 0, out.output
+    assert "quantity 101 -> 150" in out.output and "(line L2)" in out.output
+    again = runner.invoke(central_cli, [*args, "--quantity", "150"])
+    assert again.exit_code == 0 and "nothing changed" in again.output
