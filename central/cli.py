@@ -11,6 +11,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -53,6 +54,12 @@ def _friendly(fn: F) -> F:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
         except sa.exc.OperationalError as exc:
             raise click.ClickException(f"ERR_DATABASE: {exc.orig}") from None
+        except BrokenPipeError:
+            # The reader went away (`… | head`): not an error of ours. Point stdout at
+            # /dev/null so Python's own flush at exit does not complain again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except OSError as exc:
             raise click.ClickException(f"ERR_IO: {exc}") from None
 

@@ -205,3 +205,30 @@ def test_a_product_brand_is_set_cleared_and_checked(run, db_url):
         assert sorted(rows) == [("T1", None), ("T2", "Ü" * 100)]  # T3 was never added
     finally:
         store.dispose()
+
+
+def test_a_reader_that_went_away_is_not_an_error(central_config, tenant):
+    """`lineledger-central work-order list … | head` must not end with ERR_IO."""
+    import os
+    import subprocess
+
+    from tests.procs import cli, env_with
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte: EPIPE at once
+    try:
+        done = subprocess.run(
+            [cli("lineledger-central"), "work-order", "list", "--org", "MA01", "--format", "csv"],
+            env=env_with(
+                LINELEDGER_CENTRAL_HOME=central_config["home"],
+                LINELEDGER_CENTRAL_DB=central_config["db_url"],
+            ),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert "ERR_IO" not in done.stderr and "Traceback" not in done.stderr
