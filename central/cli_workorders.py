@@ -126,10 +126,10 @@ def _only_org(conn: Any, org: str | None) -> str:
     if org:
         return org.upper()
     orgs = conn.execute(sa.select(T.tenants.c.org_code).limit(2)).scalars().all()
-    if len(orgs) != 1:
-        raise CentralError(
-            ERR_TENANT_UNKNOWN, "no tenant yet" if not orgs else "several tenants: give --org"
-        )
+    if not orgs:
+        raise CentralError(ERR_TENANT_UNKNOWN, "no tenant yet (lineledger-central tenant add)")
+    if len(orgs) > 1:
+        raise click.UsageError("there are several tenants: give --org")
     return str(orgs[0])
 
 
