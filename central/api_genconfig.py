@@ -2,7 +2,8 @@
 
 `GET config?org=` shows it (the defaults, with `is_default`, if never set; the ERP token only
 as `erp_token_set`), `PUT config?org=` replaces it with a full document, `PATCH config?org=`
-changes the top-level fields sent, `GET config/history?org=` lists the changes, newest first.
+changes the top-level fields sent (both also take a `GET config` answer, `{"ok", "config"}`,
+as is), `GET config/history?org=` lists the changes, newest first.
 A document with problems is refused as a whole: 400 `ERR_VALIDATION` with `details`
 {field: [messages]}.
 """

@@ -2,8 +2,10 @@
 
 `POST work-orders/<number>/generate-sscc` and `.../generate-serials` (body `{"quantity",
 "force_regenerate", "org"}`) answer 202 with the task (`task_id`, `status: initiated`,
-`estimated_completion`), or 200 when nothing new is started (a task of that kind is already
-queued or running, or the work order has the quantity already). `GET tasks/<id>` shows
+`estimated_completion`), or 200 when nothing new is started (a task of that kind with the
+same target is already queued or running, or the work order has the quantity already). A
+different target while one is active is 409 ERR_TASK_ACTIVE; serials beyond what the order
+may consume are 400 ERR_OVER_ALLOWANCE. `GET tasks/<id>` shows
 progress and ETA; `POST tasks/<id>/cancel` cancels. `GET work-orders/<number>/ssccs` pages
 through a work order's SSCCs.
 """

@@ -408,8 +408,25 @@ def config_needs(ctx: _Ctx, org: str, quantity: int, overage: float | None, fmt:
     if fmt == "json":
         click.echo(json.dumps(result, sort_keys=True))
         return
-    click.echo(f"{quantity} ordered + {pct:g} % overage = {result['units']} units (l1)")
+    units = result["units"]
+    click.echo(f"{quantity} ordered + {pct:g} % overage = {_count(units, 'unit')} (l1)")
     for level, body in result["levels"].items():
         if level != "l1":
-            click.echo(f"  {level}: {body['count']} packages of {body['multiplier']} units")
-    click.echo(f"SSCCs: {result['sscc']}")
+            click.echo(
+                f"  {level}: {_count(body['count'], 'package')} of "
+                f"{_count(body['multiplier'], 'unit')}"
+            )
+    requests = result["sscc_requests"]
+    if requests > 1:
+        click.echo(
+            f"SSCCs: {result['sscc']:,} (generate in {requests} requests, one makes at most "
+            f"{G.SSCC_PER_REQUEST:,}: --sscc {G.SSCC_PER_REQUEST} first, then the rest with "
+            "--force-regenerate --sscc N)"
+        )
+    else:
+        click.echo(f"SSCCs: {result['sscc']}")
+
+
+def _count(n: int, noun: str) -> str:
+    """Return "1 unit", "2 units"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

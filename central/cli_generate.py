@@ -215,11 +215,13 @@ def work_order_task_cancel(ctx: _Ctx, task_id: str) -> None:
 @click.argument("number")
 @click.option("--org", default=None, help="The tenant (needed if several have this number).")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True)
-@click.option("--after", default="", help="Only SSCCs after this one (paging).")
+@click.option("--after", default="", help="Only SSCCs after this one (18 digits; paging).")
 @pass_ctx
 @_friendly
 def work_order_ssccs(ctx: _Ctx, number: str, org: str | None, limit: int, after: str) -> None:
     """List a work order's SSCCs, one a line, in order, with the package each is for."""
+    if after and (len(after) != 18 or not after.isascii() or not after.isdigit()):
+        raise CentralError(ERR_INVALID, "--after is an 18-digit SSCC")
     with ctx.store.read() as conn:
         found = gentasks.list_ssccs_with_levels(
             conn, org.upper() if org else None, number, limit, after

@@ -23,7 +23,9 @@ overage, no tolerance, units only, every serial source on, no SSCC source, no ER
 in one transaction. `needs` turns a quantity, an overage and the rules into what each level
 needs: units = the work order's allowance (`leases.allowed_serials`, rounded down like the
 edge's own limit, so the plan never asks for a serial the edge would refuse), packages per
-enabled level >= l2 = ceil(units / multiplier), SSCCs = the sum of those packages.
+enabled level >= l2 = ceil(units / multiplier), SSCCs = the sum of those packages, and
+`sscc_requests` = how many generation requests those SSCCs take (one asks for at most
+`SSCC_PER_REQUEST`, 1,000,000; the cap stays: a task that size is minutes of work already).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ MAX_SOURCES = 16
 MAX_NAME = 64
 MAX_MULTIPLIER = 10_000_000
 MAX_QUANTITY = 10_000_000
+# SSCCs one generation request may ask for (`gentasks.MAX_QUANTITY`); `needs` says how many
+# requests a work order's SSCCs take when they are more.
+SSCC_PER_REQUEST = 1_000_000
 MAX_URL = 500
 MAX_TOKEN = 500
 MIN_INTERVAL_S = 60
@@ -501,6 +506,44 @@ def save(
     return {**result, "dry_run": False}
 
 
+def unwrap(document: Any) -> Any:
+    """Return the configuration inside a `GET config` answer (`{"ok", "config"}`), so what
+    one GETs can be PUT back as is; any other document is returned unchanged."""
+    if isinstance(document, dict) and set(document) == {"ok", "config"}:
+        return document["config"]
+    return document
+
+
+def _check_sscc_owners(conn: Connection, tenant_id: int, sources: list[dict[str, Any]]) -> None:
+    """Refuse SSCC sources another tenant numbers already (ERR_VALIDATION, by field).
+
+    A company prefix + extension digit's `number_counters` row (`sscc:<ext>:<prefix>`)
+    belongs to the tenant that generated from it first; another tenant listing it would only
+    find out when a generation task fails with ERR_SCOPE_FOREIGN. Two tenants may still both
+    list a range neither has generated from (an export imports into another tenant unchanged):
+    the first to generate owns it, and the other's next save or generation is refused.
+    """
+    if not sources:
+        return
+    p = _Problems()
+    keys = {f"sscc:{s['extension_digit']}:{s['company_prefix']}": i for i, s in enumerate(sources)}
+    nc = T.number_counters.c
+    numbered = conn.execute(
+        sa.select(nc.key).where(nc.key.in_(list(keys)), nc.tenant_id != tenant_id)
+    ).scalars()
+    for key in sorted(numbered):
+        i = keys[key]
+        p.add(
+            f"sscc_sources[{i}].company_prefix",
+            f"Company prefix {sources[i]['company_prefix']} with extension digit "
+            f"{sources[i]['extension_digit']} is numbered by another tenant: use your own "
+            "company prefix or another extension digit",
+        )
+    if p.details:
+        count = sum(len(v) for v in p.details.values())
+        raise ValidationFailed(f"the configuration has {count} problem(s); see details", p.details)
+
+
 def _plan(
     store: Store,
     conn: Connection,
@@ -514,7 +557,9 @@ def _plan(
     gc = T.generation_config
     row = conn.execute(store.lock_row(sa.select(gc).where(gc.c.tenant_id == tenant.id))).first()
     before = _public(tenant.org_code, row)
+    document = unwrap(document)
     checked = validate(_merged(before, document) if partial else document)
+    _check_sscc_owners(conn, int(tenant.id), checked["sscc_sources"])
     token = checked.pop("erp_token")
     old_token = None if row is None else row.erp_token
     if token is KEEP:
@@ -587,12 +632,14 @@ def needs(quantity: int, overage_pct: float, rules: dict[str, dict[str, Any]]) -
         if rule.get("enabled"):
             multiplier = int(rule["multiplier"])
             levels[level] = {"multiplier": multiplier, "count": -(-units // multiplier)}
+    sscc = sum(v["count"] for k, v in levels.items() if k != "l1")
     return {
         "quantity": quantity,
         "overage_pct": overage_pct,
         "units": units,
         "levels": levels,
-        "sscc": sum(v["count"] for k, v in levels.items() if k != "l1"),
+        "sscc": sscc,
+        "sscc_requests": -(-sscc // SSCC_PER_REQUEST),
     }
 
 

@@ -8,7 +8,10 @@ heartbeat is stale and carries on from the committed count. Cancel is honoured b
 
 What a request means: `quantity` N without `force` is the number the work order should have;
 only the missing ones are made, and a request while a task of the same kind is queued or
-running answers that task. With `force`, N more are made in addition. Numbers are never
+running answers that task if it has the same target, and is refused (ERR_TASK_ACTIVE) if not.
+With `force`, N more are made in addition. Serials are bounded by what the work order may
+consume (`leases.allowed_serials`; with `force`, the total): ERR_OVER_ALLOWANCE. SSCCs are
+not (spares are allowed), only by `MAX_QUANTITY` per request. Numbers are never
 reused: SSCC serial references come from a 64-bit counter per (extension digit, company
 prefix) advanced in the chunk's transaction; random serials are unique per GTIN by the pool's
 primary key (insert, skip the rare collision, draw again).
@@ -33,10 +36,12 @@ from central.db import Store
 from central.errors import (
     ERR_INVALID,
     ERR_NOT_PREGENERATED,
+    ERR_OVER_ALLOWANCE,
     ERR_SCOPE_FOREIGN,
     ERR_SERIAL_SPACE,
     ERR_SSCC_EXHAUSTED,
     ERR_SSCC_SOURCE,
+    ERR_TASK_ACTIVE,
     ERR_TASK_FINISHED,
     ERR_TASK_UNKNOWN,
     ERR_TENANT_UNKNOWN,
@@ -46,7 +51,9 @@ from central.errors import (
     Conflict,
     NotFound,
 )
+from central.genconfig import SSCC_PER_REQUEST
 from central.gs1native import RandomSerialSpec, SsccSource, first_enabled_source, random_serials
+from central.leases import allowed_serials
 from central.timeutil import as_utc, new_id, utcnow
 from protocol.errors import ProtocolError
 
@@ -62,7 +69,7 @@ QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = (
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (COMPLETED, FAILED, CANCELLED)
 CHUNK = 5_000
-MAX_QUANTITY = {SERIALS: 10_000_000, SSCC: 1_000_000}
+MAX_QUANTITY = {SERIALS: 10_000_000, SSCC: SSCC_PER_REQUEST}
 NOMINAL_RATE = 10_000  # numbers per second, for an estimate before a task has started
 JOB_ACTOR = "job:generation_tasks"
 _HISTORY_ACTION = {SERIALS: "serial_generation", SSCC: "sscc_generation"}
@@ -294,21 +301,30 @@ def request_generation(
         active = _active(conn, wo.id, kind)
         if not force and active:
             task = get_task(conn, active[-1].id)
+            active_target = task.params.get("target")
+            if active_target != quantity:
+                raise Conflict(
+                    ERR_TASK_ACTIVE,
+                    f"task {task.id} is {task.status}, making the {kind} of work order "
+                    f"{number} up to {active_target}, not the {quantity} asked: ask again "
+                    f"when it has finished, or cancel it (lineledger-central work-order "
+                    f"task-cancel {task.id})",
+                )
             return task, {
                 "created": False,
-                "message": "a task of this kind is already " + task.status,
+                "message": f"a task of this kind is already {task.status} (target {quantity})",
             }
         missing = quantity if force else quantity - generated
+        t = T.generation_tasks.c
+        pending = _pending_sum(conn, sa.and_(t.work_order_id == wo.id, t.kind == kind))
+        target = generated + pending + missing if force else quantity
+        if kind == SERIALS:
+            _check_allowance(wo, number, target, generated + pending, force)
         if missing <= 0:
             return None, {
                 "created": False,
                 "message": f"work order {number} already has {generated} ({quantity} asked)",
             }
-        t = T.generation_tasks.c
-        pending = _pending_sum(conn, sa.and_(t.work_order_id == wo.id, t.kind == kind))
-        target = generated + pending + missing
-        if not force:
-            target = quantity
         params["target"] = target
         if kind == SERIALS:
             _check_pool_space(conn, spec, params["gtin"], missing)
@@ -355,6 +371,28 @@ def request_generation(
         )
         task = get_task(conn, task_id)
     return task, {"created": True, "message": f"{kind} generation queued: {missing} to make"}
+
+
+def _check_allowance(wo: Row[Any], number: str, target: int, has: int, force: bool) -> None:
+    """Refuse a serials target above what the work order may consume (ERR_OVER_ALLOWANCE).
+
+    The bound is `leases.allowed_serials` (quantity x (1 + overage %)), the same one the
+    edge's leases honour; with `force` it bounds what the order has, has queued and asks more.
+    """
+    allowed = allowed_serials(int(wo.quantity), float(wo.overage_pct))
+    if target <= allowed:
+        return
+    if force:
+        asked = f"{has:,} made or queued + {target - has:,} more = {target:,}"
+    else:
+        asked = f"{target:,}"
+    raise CentralError(
+        ERR_OVER_ALLOWANCE,
+        f"work order {number} may consume at most {allowed:,} serials (quantity "
+        f"{int(wo.quantity):,} + {float(wo.overage_pct):g} % overage), not {asked}: raise "
+        f"its quantity or overage first (lineledger-central work-order update --number "
+        f"{number} --quantity N / --overage PCT)",
+    )
 
 
 def _check_pool_space(conn: Connection, spec: RandomSerialSpec, gtin: str, more: int) -> None:

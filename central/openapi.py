@@ -970,7 +970,8 @@ def _paths() -> dict[str, Schema]:
             ),
             "put": _op(
                 "replaceGenerationConfig",
-                "Replace a tenant's generation configuration; 400 ERR_VALIDATION with details",
+                "Replace a tenant's generation configuration (a GET answer is taken as is); 400 "
+                "ERR_VALIDATION with details",
                 {"200": _json(_ref("GenerationConfigSaved"), "saved (or checked: dry_run)")},
                 _ADMIN_POST,
                 admin,
@@ -979,7 +980,8 @@ def _paths() -> dict[str, Schema]:
             ),
             "patch": _op(
                 "patchGenerationConfig",
-                "Change the top-level fields sent; 400 ERR_VALIDATION with details",
+                "Change the top-level fields sent (a GET answer is taken as is); 400 "
+                "ERR_VALIDATION with details",
                 {"200": _json(_ref("GenerationConfigSaved"), "saved (or checked: dry_run)")},
                 _ADMIN_POST,
                 admin,
@@ -1230,15 +1232,16 @@ def _generation_paths() -> dict[str, Schema]:
         "202": _json(_ref("GenerateAnswer"), "a task was queued (status initiated)"),
         "200": _json(
             _ref("GenerateAnswer"),
-            "nothing new started: a task of this kind is queued or running (its id), or the "
-            "work order has the quantity already (task_id null)",
+            "nothing new started: a task of this kind with the same target is queued or "
+            "running (its id), or the work order has the quantity already (task_id null)",
         ),
     }
     return {
         "/api/admin/v1/work-orders/{number}/generate-sscc": {
             "post": _op(
                 "generateSscc",
-                "Make the SSCCs a work order should have, as a jobs-process task",
+                "Make the SSCCs a work order should have, as a jobs-process task; 409 "
+                "ERR_TASK_ACTIVE while one with another target is queued or running",
                 started,
                 _ADMIN_POST,
                 admin,
@@ -1249,7 +1252,9 @@ def _generation_paths() -> dict[str, Schema]:
         "/api/admin/v1/work-orders/{number}/generate-serials": {
             "post": _op(
                 "generateSerials",
-                "Make the randomised serials (sgtin-random) a work order should have",
+                "Make the randomised serials (sgtin-random) a work order should have; 400 "
+                "ERR_OVER_ALLOWANCE above quantity x (1 + overage %), 409 ERR_TASK_ACTIVE "
+                "while one with another target is queued or running",
                 started,
                 _ADMIN_POST,
                 admin,

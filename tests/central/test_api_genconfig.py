@@ -132,3 +132,20 @@ def test_hostile_addresses(client, headers):
     for limit in ("0", "501", "-1", "x", "1" * 40):
         resp = client.get(f"/api/admin/v1/config/history?org=MA01&limit={limit}", headers=headers)
         assert code(resp) == (400, "ERR_INVALID")
+
+
+def test_what_get_answers_puts_and_patches_back(client, headers):
+    assert client.put(URL, headers=headers, json=GOOD).status_code == 200
+    shown = client.get(URL, headers=headers).json
+    assert set(shown) == {"ok", "config"}
+    for method in (client.put, client.patch):
+        again = method(URL, headers=headers, json=shown)
+        assert again.status_code == 200, again.json
+        assert again.json["changed"] == []
+    changed = {**shown, "config": {**shown["config"], "discrepancy_tolerance": 4}}
+    resp = client.put(URL, headers=headers, json=changed)
+    assert resp.json["changed"] == ["discrepancy_tolerance"]
+    assert client.get(URL, headers=headers).json["config"]["discrepancy_tolerance"] == 4.0
+    # only exactly {"ok", "config"} is a GET answer: a stray key beside them stays an error
+    details = validation(client.put(URL, headers=headers, json={**shown, "x": 1}))
+    assert "config" in details and "x" in details

@@ -259,3 +259,71 @@ def test_cli_ctrl_c_leaves_the_task_running(
     unknown = _cli(central_config, "work-order", "task", "no-such-task")
     assert unknown.exit_code == 1 and "ERR_TASK_UNKNOWN" in unknown.output
     assert "Traceback" not in unknown.output
+
+
+def test_another_target_while_active_is_409(app: Any, client: Any, headers: dict[str, str]) -> None:
+    url = "/api/admin/v1/work-orders/WO-HAT-1/generate-sscc"
+    first = client.post(url, json={"quantity": 3}, headers=headers)
+    assert first.status_code == 202
+    task_id = first.json["task_id"]
+    same = client.post(url, json={"quantity": 3}, headers=headers)
+    assert same.status_code == 200 and same.json["task_id"] == task_id
+    before = _counts(app)
+    other = client.post(url, json={"quantity": 8}, headers=headers)
+    assert other.status_code == 409, other.json
+    assert other.json["error"]["code"] == "ERR_TASK_ACTIVE"
+    message = other.json["error"]["message"]
+    assert task_id in message and "up to 3" in message and "cancel it" in message
+    assert _counts(app) == before
+
+
+def test_serials_above_the_allowance_are_400(
+    app: Any, client: Any, headers: dict[str, str]
+) -> None:
+    with runtime(app).store.write() as conn:
+        conn.execute(
+            T.work_orders.update()
+            .where(T.work_orders.c.number == "WO-OEM-1")
+            .values(quantity=100, overage_pct=5)
+        )
+    url = "/api/admin/v1/work-orders/WO-OEM-1/generate-serials"
+    before = _counts(app)
+    resp = client.post(url, json={"quantity": 100_000}, headers=headers)
+    assert resp.status_code == 400, resp.json
+    assert resp.json["error"]["code"] == "ERR_OVER_ALLOWANCE"
+    assert "at most 105" in resp.json["error"]["message"]
+    assert _counts(app) == before
+    assert client.post(url, json={"quantity": 105}, headers=headers).status_code == 202
+
+
+def test_cli_refuses_another_target_and_over_allowance(
+    app: Any, tenant: Any, central_config: dict[str, Any]
+) -> None:
+    store = runtime(app).store
+    set_sscc_source(store)
+    make_random(store)
+    out = _cli(central_config, "work-order", "generate", "WO-HAT-1", "--sscc", "3")
+    assert out.exit_code == 0, out.output
+    task_id = out.output.split("task ")[1].split()[0]
+    other = _cli(central_config, "work-order", "generate", "WO-HAT-1", "--sscc", "8")
+    assert other.exit_code == 1 and "ERR_TASK_ACTIVE" in other.output
+    assert task_id in other.output and "up to 3" in other.output
+    with store.write() as conn:
+        conn.execute(
+            T.work_orders.update()
+            .where(T.work_orders.c.number == "WO-HAT-1")
+            .values(quantity=100, overage_pct=5)
+        )
+    over = _cli(central_config, "work-order", "generate", "WO-HAT-1", "--serials", "100000")
+    assert over.exit_code == 1 and "ERR_OVER_ALLOWANCE" in over.output
+    assert "at most 105 serials" in over.output
+
+
+@pytest.mark.parametrize("after", ["garbage'--", "12", "1" * 19, "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨"])
+def test_cli_ssccs_after_must_be_an_sscc(
+    app: Any, tenant: Any, central_config: dict[str, Any], after: str
+) -> None:
+    out = _cli(central_config, "work-order", "ssccs", "WO-HAT-1", "--after", after)
+    assert out.exit_code == 1 and "ERR_INVALID" in out.output and "18-digit" in out.output
+    good = _cli(central_config, "work-order", "ssccs", "WO-HAT-1", "--after", "0" * 18)
+    assert good.exit_code == 0 and good.output == ""

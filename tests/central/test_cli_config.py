@@ -145,6 +145,7 @@ def test_needs(run):
     run("config", "set", "--org", "MA01", "--aggregation", "l2=12", "--aggregation", "l3=480")
     text = run("config", "needs", "--org", "MA01", "--quantity", "1000").output
     assert "1050 units" in text and "l2: 88 packages of 12" in text and "SSCCs: 91" in text
+    assert "requests" not in text
     body = json.loads(
         run(
             "config",
@@ -165,3 +166,15 @@ def test_needs(run):
         run("config", "needs", "--org", "MA01", "--quantity", "5", "--overage", "101").exit_code
         == 2
     )
+
+
+def test_needs_grammar_and_requests_hint(run):
+    run("config", "set", "--org", "MA01", "--aggregation", "l2=12")
+    one = run("config", "needs", "--org", "MA01", "--quantity", "1", "--overage", "0").output
+    assert "= 1 unit (l1)" in one and "l2: 1 package of 12 units" in one, one
+    assert "units (l1)" not in one and "packages" not in one
+    big = run(
+        "config", "needs", "--org", "MA01", "--quantity", "10000000", "--overage", "100"
+    ).output
+    assert "SSCCs: 1,666,667" in big and "generate in 2 requests" in big, big
+    assert "--force-regenerate" in big

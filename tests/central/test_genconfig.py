@@ -352,6 +352,7 @@ def test_needs_rounds_units_like_the_edge_allowance():
         "units": 10,
         "levels": {"l1": {"multiplier": 1, "count": 10}},
         "sscc": 0,
+        "sscc_requests": 0,
     }
 
 
@@ -438,3 +439,65 @@ def test_an_absent_level_is_as_by_default():
     checked = G.validate(good(aggregation_rules={"l2": {"enabled": True, "multiplier": 6}}))
     assert checked["aggregation_rules"]["l1"] == {"enabled": True, "multiplier": 1}
     assert checked["aggregation_rules"]["l4"]["enabled"] is False
+
+
+# --- SSCC sources another tenant numbers, and the GET wrapper --------------------------------
+
+
+def _numbered_by(store, org, prefix, ext):
+    with store.write() as conn:
+        tenant_id = conn.execute(
+            sa.select(T.tenants.c.id).where(T.tenants.c.org_code == org)
+        ).scalar_one()
+        conn.execute(
+            T.number_counters.insert().values(
+                key=f"sscc:{ext}:{prefix}", tenant_id=tenant_id, next_value=12, updated_at=NOW
+            )
+        )
+
+
+def test_an_sscc_range_another_tenant_numbers_is_refused_at_save(store):
+    _numbered_by(store, "OT02", PREFIX, 3)
+    doc = good(
+        sscc_sources=[
+            {"name": "own", "company_prefix": "4006381", "extension_digit": 3},
+            {"name": "theirs", "company_prefix": PREFIX, "extension_digit": 3, "enabled": False},
+        ]
+    )
+    for dry_run in (True, False):
+        with pytest.raises(ValidationFailed) as caught:
+            G.save(store, "MA01", doc, "a", NOW, dry_run=dry_run)
+        details = caught.value.details
+        assert list(details) == ["sscc_sources[1].company_prefix"]
+        assert "numbered by another tenant" in details["sscc_sources[1].company_prefix"][0]
+    with store.read() as conn:
+        assert G.load(conn, "MA01")["is_default"] is True  # nothing written
+    # another extension digit of the prefix is another range: fine; so is its own range
+    doc["sscc_sources"][1]["extension_digit"] = 4
+    assert G.save(store, "MA01", doc, "a", NOW)["after"]["sscc_sources"][1]["extension_digit"] == 4
+    assert G.save(store, "OT02", good(), "a", NOW)["changed"]
+    # a PATCH that keeps a range numbered by another tenant meanwhile is refused too
+    _numbered_by(store, "OT02", "4006381", 3)
+    with pytest.raises(ValidationFailed) as caught:
+        G.save(store, "MA01", {"discrepancy_tolerance": 1}, "a", NOW, partial=True)
+    assert list(caught.value.details) == ["sscc_sources[0].company_prefix"]
+
+
+def test_a_get_answer_saves_back_as_is(store):
+    G.save(store, "MA01", good(), "a", NOW)
+    with store.read() as conn:
+        shown = {"ok": True, "config": G.load(conn, "MA01")}
+    assert G.save(store, "MA01", shown, "a", NOW)["changed"] == []
+    assert G.save(store, "MA01", shown, "a", NOW, partial=True)["changed"] == []
+    # only exactly that wrapper is unwrapped: anything else beside "config" stays refused
+    with pytest.raises(ValidationFailed) as caught:
+        G.save(store, "MA01", {**shown, "extra": 1}, "a", NOW)
+    assert "config" in caught.value.details
+
+
+def test_needs_says_how_many_requests_the_ssccs_take():
+    rules = G.validate(good())["aggregation_rules"]
+    assert G.needs(1000, 5, rules)["sscc_requests"] == 1
+    big = G.needs(10_000_000, 100, {"l2": {"enabled": True, "multiplier": 12}})
+    assert big["sscc"] == 1_666_667 and big["sscc_requests"] == 2
+    assert G.needs(10, 0, G.DEFAULTS["aggregation_rules"])["sscc_requests"] == 0

@@ -293,3 +293,70 @@ def test_ssccs_go_to_cases_then_pallets_then_spares(store: Any) -> None:
             sa.select(T.ssccs.c.sscc, T.ssccs.c.level).order_by(T.ssccs.c.sscc)
         ).all()
     assert [r.level for r in rows] == ["l2"] * 200 + ["l3"] * 4 + [None] * 6
+
+
+def _set_allowance(store: Any, quantity: int, overage: float, number: str = "WO-HAT-1") -> None:
+    with store.write() as conn:
+        conn.execute(
+            T.work_orders.update()
+            .where(T.work_orders.c.number == number)
+            .values(quantity=quantity, overage_pct=overage)
+        )
+
+
+def _task_count(store: Any) -> int:
+    with store.read() as conn:
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(T.generation_tasks)).scalar_one()
+        )
+
+
+def test_serials_above_the_work_orders_allowance_are_refused(store: Any) -> None:
+    _set_allowance(store, 100, 5)  # may consume 105
+    with pytest.raises(CentralError) as exc:
+        ask(store, "serials", 100_000)
+    assert (exc.value.code, exc.value.status) == ("ERR_OVER_ALLOWANCE", 400)
+    assert "at most 105 serials" in exc.value.message
+    assert "work-order update" in exc.value.message and "--overage" in exc.value.message
+    with pytest.raises(CentralError) as exc:
+        ask(store, "serials", 106)
+    assert exc.value.code == "ERR_OVER_ALLOWANCE"
+    assert _task_count(store) == 0
+    task, _ = ask(store, "serials", 100)
+    assert task is not None and task.requested == 100
+    # --force-regenerate N more: the bound is on the total, queued ones included
+    with pytest.raises(CentralError) as exc:
+        ask(store, "serials", 6, force=True)
+    assert exc.value.code == "ERR_OVER_ALLOWANCE" and "100 made or queued" in exc.value.message
+    forced, _ = ask(store, "serials", 5, force=True)
+    assert forced is not None
+    run_all(store)
+    assert len(serials_of(store)) == 105
+    with pytest.raises(CentralError) as exc:
+        ask(store, "serials", 1, force=True)
+    assert exc.value.code == "ERR_OVER_ALLOWANCE"
+
+
+def test_ssccs_are_not_bounded_by_the_allowance(store: Any) -> None:
+    _set_allowance(store, 100, 5)
+    task, _ = ask(store, "sscc", 1_000)  # spares are allowed
+    assert task is not None and task.requested == 1_000
+    with pytest.raises(CentralError) as exc:
+        ask(store, "sscc", 1_000_001, number="WO-OEM-1")  # the per-request cap stays
+    assert exc.value.code == "ERR_INVALID"
+
+
+def test_another_target_while_a_task_is_active_is_refused(store: Any) -> None:
+    first, answer = ask(store, "sscc", 3)
+    assert first is not None and answer["created"]
+    same, answer = ask(store, "sscc", 3)  # the same target: the active task answers
+    assert same is not None and same.id == first.id and not answer["created"]
+    with pytest.raises(CentralError) as exc:
+        ask(store, "sscc", 8)
+    assert (exc.value.code, exc.value.status) == ("ERR_TASK_ACTIVE", 409)
+    assert first.id in exc.value.message and "up to 3" in exc.value.message
+    assert "ask again when it has finished, or cancel it" in exc.value.message
+    assert _task_count(store) == 1
+    run_all(store)
+    more, answer = ask(store, "sscc", 8)  # once it finished, the new target is honoured
+    assert more is not None and answer["created"] and more.requested == 5
