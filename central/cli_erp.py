@@ -5,7 +5,12 @@ Registers itself on `central.cli.main` (imported at the end of that module).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +39,39 @@ def erp_group() -> None:
     """Work orders from the ERP: file imports, pulls, sync status."""
 
 
+# Characters a terminal acts on: C0 and C1 controls, DEL, and bidi embeddings, overrides
+# and isolates (they reorder what follows). ERP data is shown with these escaped.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe(value: Any) -> str:
+    """Return ERP-supplied text fit for a terminal: control and bidi characters escaped."""
+    return _UNSAFE.sub(lambda m: _escape(m.group()), str(value))
+
+
+def _where(item: dict[str, Any]) -> str:
+    """Name a record as people count it: record 1 is the first; a CSV record's file line."""
+    index = item.get("index")
+    if index is None:
+        return "feed"
+    parts = [f"line {item['line']}"] if item.get("line") else []
+    if item.get("number"):
+        parts.append(safe(item["number"]))
+    where = f"record {item.get('record') or index + 1}"
+    return f"{where} ({', '.join(parts)})" if parts else where
+
+
 def _problem_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for item in report["errors"]:
-        where = f"record {item['index']}" if item["index"] is not None else "feed"
-        if item.get("number"):
-            where += f" ({item['number']})"
-        lines.append(f"  {item['kind']}: {where}: {item['code']}: {item['message']}")
+        lines.append(
+            f"  {safe(item['kind'])}: {_where(item)}: {safe(item['code'])}: {safe(item['message'])}"
+        )
     hidden = report["errors_total"] - len(report["errors"])
     if hidden > 0:
         lines.append(f"  ... and {hidden} more")
@@ -53,24 +84,74 @@ def _print_report(report: dict[str, Any], fmt: str) -> None:
         return
     head = "dry run (nothing written): " if report["dry_run"] else ""
     click.echo(
-        f"{head}{report['org']} {report['source']}: {report['status']}; "
+        f"{head}{report['org']} {safe(report['source'])}: {report['status']}; "
         f"received {report['received']}, created {report['created']}, "
         f"updated {report['updated']}, unchanged {report['unchanged']}, "
         f"failed {report['failed']}, conflicts {report['conflicts']}"
     )
+    if report["conflicts"]:
+        click.echo(_CONFLICTS_NOTE)
     if report["reason"]:
-        click.echo(f"  stopped: {report['reason']}")
+        click.echo(f"  stopped: {safe(report['reason'])}")
     for line in _problem_lines(report):
         click.echo(line)
 
+
+_CONFLICTS_NOTE = (
+    "  (a record with a conflict is kept in whole or in part and counted once, as a "
+    "conflict, not also as updated or unchanged)"
+)
+
+_IMPORT_HELP = """Import work orders from an ERP export (.csv with a header row, or .json).
+
+\b
+Columns (CSV header names, or JSON fields; others are ignored):
+  number           required: the work-order number (letters, digits, . _ / -)
+  sku, gtin        one required: the product (both: they must agree)
+  production_type  required: HAT or OEM
+  quantity         required: a whole number 1..10,000,000
+  name             optional text (up to 200 characters)
+  requested_sscc   optional whole number 0..10,000,000
+  overage_pct      optional 0..100 (default: the generation config)
+  tolerance_pct    optional 0..100 (default: the generation config)
+  line             optional: the one line allowed to produce it (or `lines`)
+  status           optional: open (default) or closed
+
+\b
+CSV separated by `,`, `;` or tab; JSON a list of objects. Example CSV:
+  number,sku,production_type,quantity
+  WO-1001,TOTE-01,OEM,500
+
+Prints created / updated / unchanged / failed / conflict counts (each record counted once)
+and every refused record as "record N" (1 = the first; CSV: also its line). Exits 1 if any
+record was refused or the file could not be read.
+"""
 
 _FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 
 
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit meanwhile, so an import records itself interrupted."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @erp_group.command(
     "import",
+    help=_IMPORT_HELP,
     epilog=_example("lineledger-central erp import orders.csv --org MA01 --dry-run"),
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -80,25 +161,21 @@ _FORMAT = click.option(
 @click.pass_context
 @_friendly
 def erp_import(click_ctx: click.Context, file: Path, org: str, dry_run: bool, fmt: str) -> None:
-    """Import work orders from an ERP export (.csv with a header row, or .json).
-
-    Prints created / updated / unchanged / failed counts and every refused record with its
-    reason. Exits 1 if any record was refused or the file could not be read.
-    """
     ctx: _Ctx = click_ctx.obj
     if file.stat().st_size > erp_records.MAX_FILE_BYTES:
         raise CentralError(
             ERR_ERP_TOO_LARGE, f"the file is over {erp_records.MAX_FILE_BYTES} bytes"
         )
-    report = erp.import_records(
-        ctx.store,
-        org.upper(),
-        file.name,
-        file.read_bytes(),
-        audit.cli_actor(),
-        utcnow(),
-        dry_run=dry_run,
-    )
+    with _sigterm_exits():
+        report = erp.import_records(
+            ctx.store,
+            org.upper(),
+            file.name,
+            file.read_bytes(),
+            audit.cli_actor(),
+            utcnow(),
+            dry_run=dry_run,
+        )
     _print_report(report.to_dict(), fmt)
     if report.failed or report.reason:
         click_ctx.exit(1)
@@ -121,10 +198,17 @@ def erp_pull_now(click_ctx: click.Context, org: str | None, fmt: str) -> None:
             if not erp.erp_settings(conn, code).url:
                 raise Conflict(ERR_ERP_NOT_CONFIGURED, f"{code} has no erp_url configured")
     outcome: list[tuple[dict[str, Any], list[str]]] = []
+    reports: list[erp.SyncReport] = []
 
     def work(jctx: JobContext, now: Any) -> JobResult:
         counts, errors = erp_pull.run_due(
-            jctx.store, now, audit.cli_actor(), stop=jctx.stop, org=code, force=True
+            jctx.store,
+            now,
+            audit.cli_actor(),
+            stop=jctx.stop,
+            org=code,
+            force=True,
+            reports=reports,
         )
         outcome.append((counts, errors))
         return JobResult(counts, errors)
@@ -135,21 +219,45 @@ def erp_pull_now(click_ctx: click.Context, org: str | None, fmt: str) -> None:
     if not outcome:
         raise CentralError(ERR_JOB_FAILED, run.errors or "the pull failed")
     counts, errors = outcome[0]
+    # Per-record refusals are part of the answer too: a partial or failed sync exits 1.
+    record_errors = [
+        f"{r.org}: {_where(p)}: {p['code']}: {p['message']}"
+        for r in reports
+        for p in r.problems
+        if p["kind"] == "error"
+    ]
+    incomplete = [r for r in reports if r.status in (erp.PARTIAL, erp.FAILED)]
+    bad = bool(errors or incomplete or counts["failed_records"])
     if fmt == "json":
-        click.echo(json.dumps({"ok": not errors, "counts": counts, "errors": errors}))
+        syncs = [
+            {
+                "org": r.org,
+                "sync_id": r.sync_id,
+                "status": r.status,
+                "reason": r.reason,
+                "errors": r.problems,
+                "errors_total": r.problems_total,
+            }
+            for r in reports
+        ]
+        body = {"ok": not bad, "counts": counts, "errors": errors + record_errors, "syncs": syncs}
+        click.echo(json.dumps(body))
     else:
         click.echo(
             f"{counts['pulls']} pull(s): {counts['synced']} records synced, "
             f"{counts['failed_records']} refused"
         )
         for line in errors:
-            click.echo(f"  {line}")
+            click.echo(f"  {safe(line)}")
+        for r in reports:
+            for line in _problem_lines(r.to_dict()):
+                click.echo(f"  {r.org}:{line}")
     with ctx.store.read() as conn:
         for tenant in [code] if code else list(erp.tenants_with_erp(conn)):
             status = erp.erp_status(conn, tenant, utcnow())
             if fmt != "json" and status["sync"]:
                 click.echo(f"{tenant}: last sync {status['status']} (#{status['sync']['id']})")
-    if errors:
+    if bad:
         click_ctx.exit(1)
 
 
@@ -179,7 +287,7 @@ def erp_status(ctx: _Ctx, org: str | None, history: int, fmt: str) -> None:
     if not statuses:
         click.echo("no tenant has an ERP configured or a sync recorded")
     for st in statuses:
-        click.echo(f"{st['org']}: ERP {st['erp_url'] or 'not configured'}")
+        click.echo(f"{st['org']}: ERP {safe(st['erp_url'] or 'not configured')}")
         click.echo(f"  last sync: {st['last_sync'] or 'never'} ({st['status']})")
         click.echo(f"  synced records: {st['synced_records']}")
         click.echo(f"  failed records: {st['failed_records']}")
@@ -187,12 +295,13 @@ def erp_status(ctx: _Ctx, org: str | None, history: int, fmt: str) -> None:
         for sync in ([st["sync"]] if st["sync"] else []) + st["history"]:
             report = {**sync, "errors_total": len(sync["errors"])}
             click.echo(
-                f"  sync #{sync['id']} {sync['trigger']} {sync['source']}: {sync['status']}; "
+                f"  sync #{sync['id']} {sync['trigger']} {safe(sync['source'])}: "
+                f"{sync['status']}; "
                 f"created {sync['created']}, updated {sync['updated']}, "
                 f"unchanged {sync['unchanged']}, failed {sync['failed']}, "
                 f"conflicts {sync['conflicts']}"
             )
             if sync["reason"]:
-                click.echo(f"    stopped: {sync['reason']}")
+                click.echo(f"    stopped: {safe(sync['reason'])}")
             for line in _problem_lines(report):
                 click.echo("  " + line)

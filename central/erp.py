@@ -27,7 +27,7 @@ from central import audit
 from central import tables as T
 from central.admin import tenant_by_org
 from central.db import Store
-from central.erp_records import ErpRecord, Products, RecordError, clean_record, parse_file
+from central.erp_records import LINE_KEY, ErpRecord, Products, RecordError, clean_record, parse_file
 from central.errors import (
     ERR_ERP_CLOSED,
     ERR_ERP_DUPLICATE,
@@ -40,10 +40,13 @@ from central.workorders import manual_fields
 
 BATCH = 500
 MAX_ERRORS_KEPT = 1000
+MAX_MESSAGE_KEPT = 500  # characters of one per-record message
+MAX_NUMBER_KEPT = 64
 
 FILE, SCHEDULE, CLI, API = "file", "schedule", "cli", "api"
 QUEUED, RUNNING, SUCCESS, PARTIAL, FAILED = "queued", "running", "success", "partial", "failed"
 SOURCE_ERP, SOURCE_MANUAL = "erp", "manual"
+INTERRUPTED = "interrupted: the import was stopped (Ctrl-C or SIGTERM); what was synced stays"
 
 # Work-order columns an ERP record sets, in the order they are compared.
 SYNCED_COLUMNS = (
@@ -91,7 +94,7 @@ class SyncReport:
     updated: int = 0
     unchanged: int = 0
     failed: int = 0
-    conflicts: int = 0
+    conflicts: int = 0  # records kept in whole or in part: not also updated or unchanged
     problems: list[dict[str, Any]] = field(default_factory=list)
     problems_total: int = 0
     reason: str | None = None
@@ -103,12 +106,32 @@ class SyncReport:
         """Return how many records the registry now agrees with (created, updated, same)."""
         return self.created + self.updated + self.unchanged
 
-    def note(self, kind: str, index: int | None, number: str | None, code: str, msg: str) -> None:
-        """Keep one per-record error or conflict (the first MAX_ERRORS_KEPT are kept)."""
+    def note(
+        self,
+        kind: str,
+        index: int | None,
+        number: str | None,
+        code: str,
+        msg: str,
+        line: int | None = None,
+    ) -> None:
+        """Keep one per-record error or conflict (the first MAX_ERRORS_KEPT are kept).
+
+        `index` counts from 0, `record` from 1 (as people count); `line` is a CSV record's
+        line in its file. Texts are bounded (a remote ERP chooses them).
+        """
         self.problems_total += 1
         if len(self.problems) < MAX_ERRORS_KEPT:
             self.problems.append(
-                {"kind": kind, "index": index, "number": number, "code": code, "message": msg}
+                {
+                    "kind": kind,
+                    "index": index,
+                    "record": None if index is None else index + 1,
+                    "line": line,
+                    "number": None if number is None else number[:MAX_NUMBER_KEPT],
+                    "code": code[:64],
+                    "message": msg[:MAX_MESSAGE_KEPT],
+                }
             )
 
     def conclude(self) -> str:
@@ -145,6 +168,11 @@ class SyncReport:
         }
 
 
+def _line_of(raw: Any) -> int | None:
+    text = raw.get(LINE_KEY) if isinstance(raw, dict) else None
+    return int(text) if isinstance(text, str) and text.isdigit() else None
+
+
 def _defaults(conn: Connection, tenant_id: int) -> dict[str, Any]:
     gc = T.generation_config.c
     row = conn.execute(
@@ -171,6 +199,7 @@ class Sync:
         self.store, self.actor, self.now = store, actor, now
         self.report = SyncReport(None, org, trigger, source)
         self.seen: set[str] = set()
+        self.lines: dict[int, int] = {}  # record index -> CSV line
         with store.read() as conn:
             tenant = tenant_by_org(conn, org)
             self.products = Products.load(conn, tenant.id)
@@ -249,16 +278,26 @@ class Sync:
             index = r.received
             r.received += 1
             number = raw.get("number") if isinstance(raw, dict) else None
-            label = number.strip()[:64] if isinstance(number, str) else None
+            label = number.strip()[:MAX_NUMBER_KEPT] if isinstance(number, str) else None
+            line = _line_of(raw)
+            if line is not None:
+                self.lines[index] = line
             try:
                 rec = clean_record(raw, index, self.products, from_csv)
             except RecordError as exc:
                 r.failed += 1
-                r.note("error", index, label, exc.code, exc.message)
+                r.note("error", index, label, exc.code, exc.message, line)
                 continue
             if rec.number in self.seen:
                 r.failed += 1
-                r.note("error", index, rec.number, ERR_ERP_DUPLICATE, "number repeated in the feed")
+                r.note(
+                    "error",
+                    index,
+                    rec.number,
+                    ERR_ERP_DUPLICATE,
+                    "number repeated in the feed",
+                    line,
+                )
                 continue
             self.seen.add(rec.number)
             clean.append(rec)
@@ -313,18 +352,26 @@ class Sync:
                 history.append((rec.number, {"change": "created", "values": rec.values}))
                 r.created += 1
                 continue
+            noted = r.problems_total
             changes = self._changes(rec, row)
+            # Each record is counted once: one with a conflict (kept in whole or in part)
+            # is a conflict, not also unchanged or updated.
+            conflicted = r.problems_total > noted
+            if conflicted:
+                r.conflicts += 1
             if changes is None:
                 continue
             if not changes:
-                r.unchanged += 1
+                if not conflicted:
+                    r.unchanged += 1
                 continue
             if changes.get("status") == "closed":
                 changes["closed_at"] = self.now
             before = {k: getattr(row, k) for k in changes if k != "closed_at"}
             updates.append((row.id, {**changes, "updated_at": self.now, "erp_synced_at": self.now}))
             history.append((rec.number, {"change": "updated", "before": before, "after": changes}))
-            r.updated += 1
+            if not conflicted:
+                r.updated += 1
         if not write or not history:
             return
         ids = {row.number: row.id for row in existing.values()}
@@ -373,37 +420,30 @@ class Sync:
                 .values(**self._row_values())
             )
 
+    def _conflict(self, rec: ErpRecord, code: str, msg: str) -> None:
+        self.report.note("conflict", rec.index, rec.number, code, msg, self.lines.get(rec.index))
+
     def _changes(self, rec: ErpRecord, row: Any) -> dict[str, Any] | None:
         """Return the columns to update (empty: unchanged), or None if the order is kept."""
-        r = self.report
         if row.source != SOURCE_ERP:
-            r.conflicts += 1
-            r.note(
-                "conflict",
-                rec.index,
-                rec.number,
+            self._conflict(
+                rec,
                 ERR_ERP_MANUAL_ORDER,
                 "a manual work order has this number; left untouched",
             )
             return None
         if row.status == "closed":
             if rec.values.get("status", "open") != "closed":
-                r.conflicts += 1
-                r.note(
-                    "conflict",
-                    rec.index,
-                    rec.number,
+                self._conflict(
+                    rec,
                     ERR_ERP_CLOSED,
                     "the work order is closed; the ERP cannot reopen it",
                 )
                 return None
         for key in ("product_id", "production_type"):
             if rec.values[key] != getattr(row, key):
-                r.conflicts += 1
-                r.note(
-                    "conflict",
-                    rec.index,
-                    rec.number,
+                self._conflict(
+                    rec,
                     ERR_ERP_PRODUCT_CHANGED,
                     "the ERP changed the product or production type of an existing work "
                     "order; left untouched (close it and send a new number)",
@@ -415,11 +455,8 @@ class Sync:
             if key not in rec.values or rec.values[key] == getattr(row, key):
                 continue
             if key in manual:
-                r.conflicts += 1
-                r.note(
-                    "conflict",
-                    rec.index,
-                    rec.number,
+                self._conflict(
+                    rec,
                     ERR_ERP_MANUAL_VALUE,
                     f"kept manual value of {key} ({getattr(row, key)!r}); "
                     f"the ERP sent {rec.values[key]!r}",
@@ -447,6 +484,10 @@ def import_records(
         sync.start()
     try:
         sync.feed(records, from_csv=name.lower().endswith(".csv"))
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C, or SIGTERM turned into SystemExit: never leave the sync `running`.
+        sync.finish(now, INTERRUPTED)
+        raise
     except Exception:
         sync.finish(now, "ERR_INTERNAL: the import stopped; what was synced before stays")
         raise

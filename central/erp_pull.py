@@ -192,10 +192,12 @@ class PageReader:
                 records, nxt = erp_records.parse_json(body)
             except CentralError as exc:
                 raise PullError(exc.code, f"page {self.pages}: {exc.message}") from None
+            # This page's records are synced before `next` is checked: a bad link stops the
+            # pull, but what was read before it stays (the sync is then partial).
+            yield records
             if nxt is not None:
                 nxt = urljoin(url, nxt)
                 self._check_url(nxt, "`next`")
-            yield records
             url = nxt
 
 
@@ -316,11 +318,13 @@ def run_due(
     stop: threading.Event | None = None,
     org: str | None = None,
     force: bool = False,
+    reports: list[erp.SyncReport] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Run queued pulls and every tenant's scheduled pull that is due; return counts, errors.
 
     Run only under the erp_pull job's lock: pulls left `running` are then abandoned ones.
-    `org` limits the run to one tenant; `force` pulls it even if not due (`erp pull`).
+    `org` limits the run to one tenant; `force` pulls it even if not due (`erp pull`);
+    each finished pull's report is appended to `reports` if given.
     """
     s = T.erp_syncs.c
     with store.write() as conn:
@@ -368,6 +372,8 @@ def run_due(
             errors.append(f"{code}: {exc.code}: {exc.message}")
             return
         done.add(code)
+        if reports is not None:
+            reports.append(report)
         counts["pulls"] += 1
         counts["synced"] += report.synced
         counts["failed_records"] += report.failed

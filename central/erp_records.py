@@ -18,8 +18,10 @@ A record is one work order as the ERP sends it (a JSON object, or a CSV row unde
 - `status`: `open` (default) or `closed`.
 
 Text is trimmed. JSON numbers must be numbers (a quantity `"5"` is refused); in CSV every cell
-is text and an empty cell means "not given". Unknown fields are ignored. A JSON document is a
-list of records or one page `{"results": [...], "next": url-or-null}`.
+is text and an empty cell means "not given"; the separator is `,`, `;` or a tab, whichever the
+header line uses most (`,` on a tie), and a row with fewer or more cells than the header is
+refused. Unknown fields are ignored. A JSON document is a list of records or one page
+`{"results": [...], "next": url-or-null}`.
 
 Parsers take bytes and refuse a feed as a whole (`ERR_ERP_FORMAT`, `ERR_ERP_TOO_LARGE`);
 `clean_record` refuses one record (`RecordError` with an `ERR_ERP_...` code).
@@ -58,6 +60,7 @@ MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_RECORDS = 200_000
 MAX_QUANTITY = 10_000_000
 
+LINE_KEY = "__line__"  # a CSV record's line number in its file
 _NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")
 _FIELDS = (
     "number",
@@ -119,6 +122,8 @@ def parse_json(data: bytes) -> tuple[list[Any], str | None]:
     """Return a JSON document's records and its `next` link (None: last page)."""
     if len(data) > MAX_FILE_BYTES:
         raise CentralError(ERR_ERP_TOO_LARGE, f"the feed is over {MAX_FILE_BYTES} bytes", 413)
+    if not data.strip() or not data.lstrip(b"\xef\xbb\xbf").strip():
+        raise CentralError(ERR_ERP_FORMAT, "the file is empty")
     try:
         doc = json.loads(data.decode("utf-8-sig"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -146,7 +151,7 @@ def parse_csv(data: bytes) -> list[dict[str, str]]:
         raise CentralError(ERR_ERP_FORMAT, "the CSV file is not UTF-8") from None
     if "\0" in text:
         raise CentralError(ERR_ERP_FORMAT, "the CSV file contains a NUL character")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
@@ -163,12 +168,24 @@ def parse_csv(data: bytes) -> list[dict[str, str]]:
             if len(rows) >= MAX_RECORDS:
                 raise CentralError(ERR_ERP_TOO_LARGE, f"at most {MAX_RECORDS} rows at once", 413)
             row = {n: c for n, c in zip(names, cells, strict=False) if n in _FIELDS and c.strip()}
+            row[LINE_KEY] = str(reader.line_num)
             if len(cells) > len(names):
                 row["__extra__"] = "1"
+            elif len(cells) < len(names):
+                row["__short__"] = f"{len(cells)} of {len(names)}"
             rows.append(row)
     except csv.Error as exc:
         raise CentralError(ERR_ERP_FORMAT, f"bad CSV at line {reader.line_num}: {exc}") from None
     return rows
+
+
+def _delimiter(text: str) -> str:
+    """Return the header line's separator: `,` unless it has more `;` or tabs (European
+    ERPs export `;`)."""
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in ",;\t"}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] > counts[","] else ","
 
 
 def parse_file(name: str, data: bytes) -> list[Any]:
@@ -258,6 +275,10 @@ def clean_record(raw: Any, index: int, products: Products, from_csv: bool = Fals
         raise RecordError(ERR_ERP_FIELD, "a record is a JSON object")
     if "__extra__" in raw:
         raise RecordError(ERR_ERP_FIELD, "the row has more cells than the header")
+    if "__short__" in raw:
+        raise RecordError(
+            ERR_ERP_FIELD, f"the row has fewer cells than the header ({raw['__short__']})"
+        )
     number = _text(raw, "number", 64)
     if number is None:
         raise RecordError(ERR_ERP_FIELD, "number is missing")

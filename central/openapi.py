@@ -1059,7 +1059,12 @@ def _paths() -> dict[str, Schema]:
                     admin,
                     params=[
                         _query("org", _S, "the tenant's org code"),
-                        _query("dry_run", {"enum": ["true", "false"]}, "validate only"),
+                        _query(
+                            "dry_run",
+                            {"enum": ["1", "0", "true", "false", "yes", "no"]},
+                            "validate only (any case; another value or an unknown "
+                            "parameter: 400 ERR_INVALID)",
+                        ),
                         _query("name", _S, "a file name to record as the source"),
                     ],
                 ),

@@ -135,8 +135,45 @@ def test_csv_with_bom_header_and_blank_lines():
     )
     rows = erp_records.parse_csv(data.encode())
     assert rows == [
-        {"number": "WO-1", "sku": "TOTE-01", "production_type": "OEM", "quantity": " 7 "}
+        {
+            "number": "WO-1",
+            "sku": "TOTE-01",
+            "production_type": "OEM",
+            "quantity": " 7 ",
+            "__line__": "2",
+        }
     ]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_csv_is_read(sep):
+    data = sep.join(["number", "sku", "production_type", "quantity", "overage_pct"]) + "\n"
+    data += sep.join(["WO-1", "TOTE-01", "OEM", "7", "2.5"]) + "\n"
+    rows = erp_records.parse_csv(data.encode())
+    assert rows == [
+        {
+            "number": "WO-1",
+            "sku": "TOTE-01",
+            "production_type": "OEM",
+            "quantity": "7",
+            "overage_pct": "2.5",
+            "__line__": "2",
+        }
+    ]
+
+
+def test_a_csv_row_with_too_few_cells_says_so(products):
+    rows = erp_records.parse_csv(b"number,sku,production_type,quantity\nWO-1,TOTE-01\n")
+    with pytest.raises(erp_records.RecordError) as info:
+        erp_records.clean_record(rows[0], 0, products, from_csv=True)
+    assert "fewer cells than the header (2 of 4)" in info.value.message
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n", b"\xef\xbb\xbf"])
+def test_an_empty_json_file_says_so(data):
+    with pytest.raises(CentralError) as info:
+        erp_records.parse_json(data)
+    assert (info.value.code, info.value.message) == (errors.ERR_ERP_FORMAT, "the file is empty")
 
 
 @pytest.mark.parametrize(
@@ -320,7 +357,9 @@ def test_manual_fields_orders_and_closed_orders_are_kept_and_reported(store):
         ("ERP-3", errors.ERR_ERP_CLOSED, "conflict"),
         ("ERP-2", errors.ERR_ERP_PRODUCT_CHANGED, "conflict"),
     }
-    assert report.updated == 1 and report.conflicts == 4 and report.failed == 0
+    # ERP-1's name was taken but its quantity kept: counted once, as a conflict.
+    assert report.updated == 0 and report.conflicts == 4 and report.failed == 0
+    assert report.created + report.updated + report.unchanged + report.conflicts == 4
     assert "kept manual value of quantity (120)" in report.problems[0]["message"]
 
 
@@ -417,7 +456,9 @@ def test_a_supervisors_update_is_kept_by_later_syncs(store):
     report = do_import(store, GOOD)
     assert wo_rows(store)["ERP-1"].quantity == 300
     assert [p["code"] for p in report.problems] == [errors.ERR_ERP_MANUAL_VALUE]
-    assert report.unchanged == 3 and report.updated == 0
+    # counted once: the kept record is a conflict, not also unchanged
+    assert (report.unchanged, report.updated, report.conflicts) == (2, 0, 1)
+    assert report.received == report.unchanged + report.conflicts
 
 
 def test_a_number_created_meanwhile_by_another_import_is_planned_again(store, monkeypatch):
@@ -438,3 +479,34 @@ def test_a_number_created_meanwhile_by_another_import_is_planned_again(store, mo
     report = sync.finish(NOW)
     assert (report.created, report.unchanged, report.status) == (1, 1, "success")
     assert len(wo_rows(store)) == 4
+
+
+def test_records_are_named_from_1_and_csv_records_by_their_line(store):
+    data = b"number;sku;production_type;quantity\nC-1;TOTE-01;OEM;5\n\nC-2;TOTE-01;OEM;0\nC-3\n"
+    report = erp.import_records(store, "MA01", "eu.csv", data, "t", NOW)
+    assert report.created == 1 and report.failed == 2
+    got = [(p["record"], p["line"], p["number"]) for p in report.problems]
+    assert got == [(2, 4, "C-2"), (3, 5, "C-3")]
+    assert "fewer cells" in report.problems[1]["message"]
+
+
+def test_stored_error_texts_are_bounded():
+    report = erp.SyncReport(None, "MA01", erp.FILE, "x.json")
+    report.note("error", 0, "N" * 5000, "ERR_ERP_FIELD", "m" * 100_000)
+    item = report.problems[0]
+    assert len(item["number"]) <= erp.MAX_NUMBER_KEPT
+    assert len(item["message"]) <= erp.MAX_MESSAGE_KEPT
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_import_is_not_left_running(store, monkeypatch, stop):
+    def interrupted(self, records, from_csv=False, dry_run=False):
+        raise stop()
+
+    monkeypatch.setattr(erp.Sync, "feed", interrupted)
+    with pytest.raises(stop):
+        do_import(store, GOOD)
+    with store.read() as conn:
+        row = conn.execute(sa.select(T.erp_syncs)).one()
+    assert row.status == "failed" and row.reason.startswith("interrupted")
+    assert row.finished_at is not None

@@ -118,6 +118,17 @@ def test_a_failing_next_page_leaves_the_first_synced_and_the_sync_partial(store,
     assert status.status == "partial" and status.reason == report.reason
 
 
+def test_a_foreign_next_link_keeps_the_records_read_before_it(store, fake):
+    first = fake.pages([rec("F-1"), rec("F-2")], 2)
+    fake.routes["/wo?page=1"].body["next"] = "http://evil.example/p2"
+    configure(store, first)
+    report = pull(store)
+    assert report.status == "partial" and report.created == 2
+    assert report.reason.startswith(errors.ERR_ERP_FOREIGN_URL)
+    assert numbers(store) == {"F-1", "F-2"}
+    assert sync_row(store, report.sync_id).status == "partial"
+
+
 def test_a_5xx_then_success_is_retried(store, fake):
     url = fake.pages([rec("R-1")], 5)
     fake.routes["/wo?page=1"].fail_times = 1

@@ -64,8 +64,8 @@ def test_cli_import_prints_counts_and_reasons(run, tmp_path):
     bad.write_text("number,sku,production_type,quantity\nC-3,TOTE-01,OEM,-4\nC-4,NOPE,OEM,1\n")
     result = run("erp", "import", str(bad), "--org", "MA01")
     assert result.exit_code == 1
-    assert "record 0 (C-3): ERR_ERP_QUANTITY" in result.output
-    assert "record 1 (C-4): ERR_ERP_PRODUCT_UNKNOWN" in result.output
+    assert "record 1 (line 2, C-3): ERR_ERP_QUANTITY" in result.output
+    assert "record 2 (line 3, C-4): ERR_ERP_PRODUCT_UNKNOWN" in result.output
 
     dry = tmp_path / "dry.json"
     dry.write_text(json.dumps([rec("C-9")]))
@@ -200,3 +200,127 @@ def test_api_refuses_hostile_requests(client, headers, tenant, app):
     )
     with runtime(app).store.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(T.erp_syncs)).scalar() == 0
+
+
+def test_cli_import_help_lists_the_record_columns(run):
+    result = run("erp", "import", "--help")
+    assert result.exit_code == 0
+    for column in (
+        "number",
+        "sku, gtin",
+        "production_type",
+        "quantity",
+        "name",
+        "requested_sscc",
+        "overage_pct",
+        "tolerance_pct",
+        "line",
+        "status",
+    ):
+        assert f"  {column} " in result.output, column
+    assert "WO-1001,TOTE-01,OEM,500" in result.output
+
+
+HOSTILE = "E\u001b[2J\u001b]0;pwned\u0007\u0085X\u202e"
+
+
+def test_cli_escapes_terminal_controls_in_erp_data(run, app, tmp_path, fake):
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps([rec(HOSTILE), rec("OK-1", sku="NO\u001bPE")]))
+    for args in (["--dry-run"], []):
+        result = run("erp", "import", str(path), "--org", "MA01", *args)
+        assert result.exit_code == 1
+        assert "E\\x1b[2J\\x1b]0;pwned\\x07\\x85X\\u202e" in result.output
+        assert not any(c in result.output for c in "\u001b\u0007\u202e\u0085")
+    status = run("erp", "status", "--org", "MA01")
+    assert "pwned" in status.output
+    assert not any(c in status.output for c in "\u001b\u0007\u202e\u0085")
+
+    erp.set_erp_settings(
+        runtime(app).store, "MA01", fake.pages([rec(HOSTILE)], 5), TOKEN, None, "t", NOW
+    )
+    pulled = run("erp", "pull", "--org", "MA01")
+    assert "pwned" in pulled.output
+    assert not any(c in pulled.output for c in "\u001b\u0007\u202e\u0085")
+
+
+def test_cli_pull_partial_exits_1_and_json_lists_the_record_errors(run, app, fake):
+    feed = fake.pages([rec("P-1"), rec("P-2", quantity=0)], 5)
+    erp.set_erp_settings(runtime(app).store, "MA01", feed, TOKEN, None, "t", NOW)
+    result = run("erp", "pull", "--org", "MA01", "--format", "json")
+    assert result.exit_code == 1, result.output
+    body = json.loads(result.output)
+    assert body["ok"] is False and body["counts"]["failed_records"] == 1
+    assert len(body["errors"]) == 1 and "record 2 (P-2): ERR_ERP_QUANTITY" in body["errors"][0]
+    assert body["syncs"][0]["status"] == "partial"
+    assert body["syncs"][0]["errors"][0]["record"] == 2
+    table = run("erp", "pull", "--org", "MA01")
+    assert table.exit_code == 1 and "ERR_ERP_QUANTITY" in table.output
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "dry-run=true",
+        "dry_run=maybe",
+        "dry_run=",
+        "dryrun=1",
+        "dry_run=true&dry_run=false",
+        "name=x&force=1",
+    ],
+)
+def test_api_import_refuses_unknown_parameters_and_unclear_dry_run(client, headers, app, query):
+    body = json.dumps([rec("Q-1")])
+    resp = client.post(
+        f"/api/admin/v1/erp/import?org=MA01&{query}",
+        data=body,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    shape(resp, 400, "ERR_INVALID")
+    with runtime(app).store.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(T.erp_syncs)).scalar() == 0
+        found = conn.execute(
+            sa.select(T.work_orders.c.id).where(T.work_orders.c.number == "Q-1")
+        ).first()
+        assert found is None
+
+
+@pytest.mark.parametrize(("text", "dry"), [("YES", True), ("1", True), ("No", False), ("0", False)])
+def test_api_import_reads_clear_booleans_in_any_case(client, headers, tenant, text, dry):
+    resp = client.post(
+        f"/api/admin/v1/erp/import?org=MA01&dry_run={text}",
+        data=json.dumps([rec("Q-2")]),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert resp.status_code == 200 and resp.json["dry_run"] is dry
+
+
+def test_api_status_and_sync_refuse_unknown_parameters(client, headers):
+    for method, url in (
+        (client.get, "/api/admin/v1/erp/status?org=MA01&histroy=5"),
+        (client.post, "/api/admin/v1/erp/sync?org=MA01&dry_run=1"),
+        (client.get, "/api/admin/v1/erp/status?org=MA01&org=MA02"),
+    ):
+        shape(method(url, headers=headers), 400, "ERR_INVALID")
+
+
+def test_cli_import_stopped_by_sigterm_records_the_sync_interrupted(
+    run, app, tmp_path, monkeypatch
+):
+    import os
+    import signal
+    import time
+
+    def terminated(self, records, from_csv=False, dry_run=False):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises SystemExit before this ends
+
+    monkeypatch.setattr(erp.Sync, "feed", terminated)
+    path = tmp_path / "o.json"
+    path.write_text(json.dumps([rec("S-1")]))
+    result = run("erp", "import", str(path), "--org", "MA01")
+    assert result.exit_code == 128 + signal.SIGTERM
+    with runtime(app).store.read() as conn:
+        row = conn.execute(sa.select(T.erp_syncs)).one()
+    assert row.status == "failed" and row.reason.startswith("interrupted")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
