@@ -69,8 +69,13 @@ def make_agent(
         count[0] += 1
         home = home or tmp_path / f"agent-{count[0]}"
         agent = EdgeAgent(home, evidence, clock, logs=tmp_path)
-        agent.configure(**{**AGENT_SETTINGS, **settings})
+        # Enrollment is the scenario's setup, not its subject: it gets a generous timeout, so
+        # a central slowed by a loaded CI machine (the enroll also leases the first pool)
+        # does not fail a test about disks or networks before it starts. The scenario then
+        # runs with the suite's short timeout.
+        agent.configure(**{**AGENT_SETTINGS, **settings, "http_timeout": 120.0})
         agent.enroll(central, central.url if direct else proxy.url, line or f"L{count[0]}")
+        agent.configure(**{**AGENT_SETTINGS, **settings})
         return agent
 
     return make
