@@ -502,6 +502,21 @@ def _check_line(value: str | None) -> str | None:
     return None if value is None else _check(_NAME_OF_THING, value, "line name")
 
 
+def _lock_open(conn: Connection, store: Store, tenant_id: int, org: str, number: str) -> Row[Any]:
+    """Return a tenant's work order, locked for the transaction; refuse a closed one."""
+    wo = T.work_orders.c
+    row = conn.execute(
+        store.lock_row(
+            sa.select(T.work_orders).where(wo.tenant_id == tenant_id, wo.number == number)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(ERR_WORK_ORDER_UNKNOWN, f"{org} has no work order {number!r}")
+    if row.status == CLOSED:
+        raise Conflict(ERR_WORK_ORDER_CLOSED, f"work order {number} is closed")
+    return row
+
+
 def update_work_order(
     store: Store,
     org: str,
@@ -549,15 +564,7 @@ def update_work_order(
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
         wo = T.work_orders.c
-        row = conn.execute(
-            store.lock_row(
-                sa.select(T.work_orders).where(wo.tenant_id == tenant.id, wo.number == number)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(ERR_WORK_ORDER_UNKNOWN, f"{org} has no work order {number!r}")
-        if row.status == CLOSED:
-            raise Conflict(ERR_WORK_ORDER_CLOSED, f"work order {number} is closed")
+        row = _lock_open(conn, store, tenant.id, org, number)
         # Only what really changes is written and recorded: the same value again is no change.
         changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
         if not changes:
@@ -622,15 +629,7 @@ def close_work_order(
     with store.write() as conn:
         tenant = tenant_by_org(conn, org)
         wo = T.work_orders.c
-        row = conn.execute(
-            store.lock_row(
-                sa.select(T.work_orders).where(wo.tenant_id == tenant.id, wo.number == number)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(ERR_WORK_ORDER_UNKNOWN, f"{org} has no work order {number!r}")
-        if row.status == CLOSED:
-            raise Conflict(ERR_WORK_ORDER_CLOSED, f"work order {number} is closed already")
+        row = _lock_open(conn, store, tenant.id, org, number)
         conn.execute(
             T.work_orders.update()
             .where(wo.id == row.id)
