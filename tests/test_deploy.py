@@ -63,16 +63,23 @@ def test_the_jobs_unit_and_the_cron_example_run_real_commands():
     entries = [
         line for line in cron.splitlines() if line and line[0] not in "#" and "=" not in line[:40]
     ]
-    assert len(entries) == 2
+    assert len(entries) == 4
     for entry in entries:
         fields = entry.split(None, 6)
         assert fields[5] == "lineledger"  # /etc/cron.d lines name the user
         commands.append(_central_args(fields[6]))
-    assert commands == [["jobs", "--standby"], ["check"], ["jobs", "run", "lease_expiry"]]
+    assert commands == [
+        ["jobs", "--standby"],
+        ["check"],
+        ["jobs", "run", "lease_expiry"],
+        ["jobs", "run", "generation_tasks"],
+        ["jobs", "run", "erp_pull"],
+    ]
     for args in commands:
         result = CliRunner().invoke(central_main, [*args, "--help"])
         assert result.exit_code == 0, (args, result.output)
-    assert find_job("lease_expiry").name == "lease_expiry"
+    for name in ("lease_expiry", "generation_tasks", "erp_pull"):
+        assert find_job(name).name == name
 
 
 def test_the_central_alert_rules_name_metrics_central_exports(client, tenant):

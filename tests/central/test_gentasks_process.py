@@ -45,7 +45,7 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
     _run(environ, "product", "add", "--org", "MA01", "--sku", "TOTE-01", "--category", "BAG",
          "--name", "Tote", "--gtin", "04006381333931")  # fmt: skip
     _run(environ, "work-order", "add", "--org", "MA01", "--number", "WO-1", "--sku", "TOTE-01",
-         "--type", "OEM", "--quantity", "1000")  # fmt: skip
+         "--type", "OEM", "--quantity", "12000")  # fmt: skip
     _run(environ, "product", "serial-format", "--org", "MA01", "--sku", "TOTE-01", "--format",
          "sgtin-random", "--length", "16")  # fmt: skip
     return environ
