@@ -107,6 +107,7 @@ class EdgeAgent:
         self.logs = logs or home.parent  # never on the agent's own (maybe full) disk
         self.evidence = evidence
         self.clock = clock  # a faketime offset such as "+5h", or None for the real clock
+        self.enroll_failures: list[str] = []  # setup retries (see enroll)
         if home not in evidence.homes:
             evidence.homes.append(home)
 
@@ -134,8 +135,18 @@ class EdgeAgent:
         return out
 
     def enroll(self, central: CentralProcess, url: str, line: str) -> dict[str, Any]:
-        code = central.enroll_code(line)
-        out = self.run("enroll", "--central", url, "--code", code, check=False)
+        # Enrollment is every scenario's setup. In about one full suite run in two on a busy
+        # CI machine, one enroll of the disk scenarios has failed with ERR_CENTRAL_UNREACHABLE
+        # ("ConnectionError") while central was alive, with a timeout of 120 s: not explained
+        # yet (see docs/DECISIONS.md). The setup tries again with a fresh code (a failed
+        # enroll leaves no home behind); each failure is kept in `enroll_failures`.
+        for _attempt in range(3):
+            code = central.enroll_code(line)
+            out = self.run("enroll", "--central", url, "--code", code, check=False)
+            unreachable = "ERR_CENTRAL_UNREACHABLE" in out.stderr
+            if out.returncode == 0 or not unreachable or (self.home / "edge.db").exists():
+                break
+            self.enroll_failures.append(out.stderr)
         if out.returncode != 0:  # say what central was doing: a failure here is rare and odd
             alive = central.proc is not None and central.proc.poll() is None
             log = central.log.read_text(errors="replace")[-4000:] if central.log.exists() else ""
